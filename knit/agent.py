@@ -1,0 +1,389 @@
+"""The guest side of the channel: one JSON message a line over a virtio-serial port.
+
+Started by vng as the guest's command. Under TCG every fork/exec costs ~100 ms and
+`import scapy.all` ~30 s, so this process imports the heavy modules once per boot
+(in the background, after announcing itself ready) and serves calls from that warm
+state: `call` forks a child of the warm parent, which enters the netns and runs the
+function. Commands given as argv run without a shell.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from typing import Any
+
+from knit.errors import RemoteError
+
+PORT_NAME = "knit.0"
+CLONE_NEWNET = 0x40000000
+HOST_GONE_S = 10.0
+# Only the scapy layers knit uses: `scapy.all` costs ~50 s under TCG over 9p.
+WARM_MODULES = ("pyroute2", "scapy.layers.inet", "scapy.layers.inet6", "scapy.layers.l2",
+                "scapy.sendrecv", "scapy.utils")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def find_port(name: str = PORT_NAME) -> str:
+    """Device node of the virtio-serial port called `name` (no udev needed)."""
+    base = "/sys/class/virtio-ports"
+    for dev in sorted(os.listdir(base)):
+        try:
+            with open(f"{base}/{dev}/name") as f:
+                if f.read().strip() == name:
+                    return f"/dev/{dev}"
+        except OSError:
+            continue
+    raise RuntimeError(f"virtio port {name} not found under {base}")
+
+
+def setns(ns: str | None) -> None:
+    """Move the calling thread (the whole process if single-threaded) into netns `ns`."""
+    if not ns:
+        return
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if _libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({ns}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def resolve(target: str) -> Any:
+    mod, _, func = target.partition(":")
+    return getattr(importlib.import_module(mod), func)
+
+
+def _decode(b: bytes) -> str:
+    return b.decode("utf-8", "replace")
+
+
+class Proc:
+    """A background process whose output is collected as it arrives."""
+
+    def __init__(self, argv: list[str] | str, ns: str | None, env: dict | None) -> None:
+        shell = isinstance(argv, str)
+        self.p = subprocess.Popen(
+            argv,
+            shell=shell,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            preexec_fn=(lambda: setns(ns)) if ns else None,
+            start_new_session=True,
+        )
+        self.out = bytearray()
+        self.err = bytearray()
+        self.cond = threading.Condition()
+        self.readers = [
+            threading.Thread(target=self._pump, args=(self.p.stdout, self.out), daemon=True),
+            threading.Thread(target=self._pump, args=(self.p.stderr, self.err), daemon=True),
+        ]
+        for t in self.readers:
+            t.start()
+
+    def _pump(self, stream: Any, buf: bytearray) -> None:
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            with self.cond:
+                buf.extend(chunk)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float) -> dict:
+        rx = re.compile(pattern.encode(), re.M)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                if rx.search(self.out) or rx.search(self.err):
+                    return {"matched": True, **self.snapshot()}
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.p.poll() is not None and not self._pumping()):
+                    return {"matched": False, **self.snapshot()}
+                self.cond.wait(min(left, 0.2))
+
+    def _pumping(self) -> bool:
+        return any(t.is_alive() for t in self.readers)
+
+    def snapshot(self) -> dict:
+        return {"rc": self.p.poll(), "stdout": _decode(self.out), "stderr": _decode(self.err)}
+
+    def stop(self, sig: int, timeout: float) -> dict:
+        timed_out = False
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        for t in self.readers:
+            t.join(2)
+        return {**self.snapshot(), "timed_out": timed_out}
+
+
+class Agent:
+    def __init__(self, port: str) -> None:
+        self.fd = os.open(port, os.O_RDWR)
+        self.wlock = threading.Lock()
+        self.warm = threading.Event()
+        self.warm_error: str | None = None
+        self.procs: dict[int, Proc] = {}
+        self.next_handle = 1
+
+    # -- wire ---------------------------------------------------------------
+    def send(self, msg: dict) -> None:
+        data = (json.dumps(msg) + "\n").encode()
+        with self.wlock:
+            view = memoryview(data)
+            while view:
+                n = os.write(self.fd, view)
+                view = view[n:]
+
+    def lines(self):
+        buf = b""
+        gone_since = None
+        while True:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                # read() gives 0 while the host end is not connected. If the host stays
+                # away (pytest killed), exit: vng then powers the guest off, so no VM
+                # outlives its harness.
+                gone_since = gone_since or time.monotonic()
+                if time.monotonic() - gone_since > HOST_GONE_S:
+                    print("knit agent: host gone, powering off", file=sys.stderr)
+                    os._exit(3)
+                time.sleep(0.05)
+                continue
+            gone_since = None
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.strip():
+                    yield json.loads(line)
+
+    def serve(self) -> None:
+        self.send({"event": "ready", "pid": os.getpid(), "release": os.uname().release})
+        threading.Thread(target=self._warm_up, daemon=True).start()
+        for req in self.lines():
+            threading.Thread(target=self._handle, args=(req,), daemon=True).start()
+
+    def _warm_up(self) -> None:
+        t0 = time.monotonic()
+        for mod in WARM_MODULES:
+            try:
+                importlib.import_module(mod)
+            except Exception as e:  # a missing optional module must not kill the agent
+                self.warm_error = f"{mod}: {e}"
+        self.warm.set()
+        self.send({"event": "warm", "seconds": round(time.monotonic() - t0, 3),
+                   "error": self.warm_error})
+
+    def _handle(self, req: dict) -> None:
+        rid = req.get("id")
+        try:
+            result = getattr(self, "op_" + req["op"])(**req.get("args", {}))
+            self.send({"id": rid, "ok": True, "result": result})
+        except RemoteError as e:
+            self.send({"id": rid, "ok": False, "error": e.args[0], "traceback": e.tb})
+        except Exception as e:
+            self.send({"id": rid, "ok": False, "error": f"{type(e).__name__}: {e}",
+                       "traceback": traceback.format_exc()})
+
+    # -- operations ---------------------------------------------------------
+    def op_ping(self) -> dict:
+        return {"pid": os.getpid(), "warm": self.warm.is_set()}
+
+    def op_run(self, argv: list[str] | str, ns: str | None = None, timeout: float = 60,
+               input: str | None = None, env: dict | None = None) -> dict:
+        try:
+            return self._run(argv, ns, timeout, input, env)
+        except FileNotFoundError:
+            prog = argv if isinstance(argv, str) else argv[0]
+            return {"rc": 127, "stdout": "", "timed_out": False,
+                    "stderr": f"{prog}: not found in the guest (it shares the host's root: "
+                              "install its Debian package on the host)\n"}
+
+    def _run(self, argv: list[str] | str, ns: str | None, timeout: float,
+             input: str | None, env: dict | None) -> dict:
+        p = subprocess.Popen(
+            argv, shell=isinstance(argv, str),
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, **env} if env else None,
+            preexec_fn=(lambda: setns(ns)) if ns else None,
+            start_new_session=True,
+        )
+        try:
+            out, err = p.communicate(input.encode() if input is not None else None, timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            out, err = p.communicate()
+            timed_out = True
+        return {"rc": p.returncode, "stdout": _decode(out), "stderr": _decode(err),
+                "timed_out": timed_out}
+
+    def op_call(self, target: str, ns: str | None = None, kwargs: dict | None = None,
+                timeout: float = 60) -> Any:
+        if not self.warm.wait(timeout):
+            raise TimeoutError(f"agent not warm after {timeout}s (importing {WARM_MODULES})")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: single-threaded copy of the warm parent
+            os.close(r)
+            code = 0
+            try:
+                setns(ns)
+                res = {"ok": True, "result": resolve(target)(**(kwargs or {}))}
+            except BaseException as e:
+                res = {"ok": False, "error": f"{type(e).__name__}: {e}",
+                       "traceback": traceback.format_exc()}
+            try:
+                data = json.dumps(res).encode()
+            except TypeError as e:
+                data = json.dumps({"ok": False, "error": f"result not JSON: {e}"}).encode()
+                code = 1
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view):]
+            os._exit(code)
+        os.close(w)
+        chunks: list[bytes] = []
+        reader = threading.Thread(
+            target=lambda: chunks.extend(iter(lambda: os.read(r, 65536), b"")), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if reader.is_alive():
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            reader.join(2)
+            os.close(r)
+            raise TimeoutError(f"{target} did not return within {timeout}s")
+        os.close(r)
+        os.waitpid(pid, 0)
+        res = json.loads(b"".join(chunks) or b'{"ok": false, "error": "child died"}')
+        if not res["ok"]:
+            raise RemoteError(res["error"], res.get("traceback", ""))
+        return res["result"]
+
+    def op_spawn(self, argv: list[str] | str, ns: str | None = None,
+                 env: dict | None = None) -> dict:
+        proc = Proc(argv, ns, env)
+        handle = self.next_handle
+        self.next_handle += 1
+        self.procs[handle] = proc
+        return {"handle": handle, "pid": proc.p.pid}
+
+    def op_wait_for(self, handle: int, pattern: str, timeout: float) -> dict:
+        return self.procs[handle].wait_for(pattern, timeout)
+
+    def op_poll(self, handle: int) -> dict:
+        return self.procs[handle].snapshot()
+
+    def op_kmsg(self, after: int = -1) -> dict:
+        return read_kmsg(after)
+
+    def op_state(self) -> dict:
+        return {"netns": sorted(os.listdir("/run/netns")), "modules": read_modules(),
+                "sysctl": read_sysctls()}
+
+    def op_stop(self, handle: int, sig: int = signal.SIGINT, timeout: float = 10) -> dict:
+        return self.procs.pop(handle).stop(sig, timeout)
+
+
+def read_kmsg(after: int) -> dict:
+    """Records of /dev/kmsg newer than sequence `after`, read without exec'ing dmesg."""
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    lines, last = [], after
+    try:
+        while True:
+            try:
+                rec = os.read(fd, 8192).decode("utf-8", "replace")
+            except BlockingIOError:
+                break
+            except BrokenPipeError:  # records overwritten while reading: go on
+                continue
+            head, _, msg = rec.partition(";")
+            fields = head.split(",")
+            seq = int(fields[1])
+            if seq > after:
+                ts = int(fields[2]) / 1e6
+                lines.append(f"[{ts:12.6f}] {msg.splitlines()[0] if msg else ''}")
+                last = seq
+    finally:
+        os.close(fd)
+    return {"seq": last, "lines": lines}
+
+
+def read_modules() -> dict[str, str]:
+    """Loaded modules and their taint flags ('O' = out of tree)."""
+    mods = {}
+    with open("/proc/modules") as f:
+        for line in f:
+            parts = line.split()
+            taint = line[line.find("(") + 1:line.find(")")] if "(" in line else ""
+            mods[parts[0]] = taint
+    return mods
+
+
+SYSCTL_DIRS = ("core", "ipv4", "ipv6", "mptcp", "tipc", "netfilter", "unix")
+SYSCTL_SKIP = ("/conf/", "/neigh/", "nf_conntrack_count", "/route/", "base_reachable_time")
+
+
+_sysctl_paths: list[str] = []
+
+
+def sysctl_paths() -> list[str]:
+    """Walked once per boot: listing /proc/sys is the slow part under TCG."""
+    if not _sysctl_paths:
+        for d in SYSCTL_DIRS:
+            for root, _, files in os.walk(f"/proc/sys/net/{d}"):
+                for name in files:
+                    path = f"{root}/{name}"
+                    if any(s in path for s in SYSCTL_SKIP) and "/all/" not in path \
+                            and "/default/" not in path:
+                        continue
+                    _sysctl_paths.append(path)
+    return _sysctl_paths
+
+
+def read_sysctls() -> dict[str, str]:
+    """Init-netns net.* sysctls (per-device conf and volatile entries left out).
+
+    Sysctls that a module registers later are not in the list; those come and go
+    with the module, which the modules check covers.
+    """
+    out = {}
+    for path in sysctl_paths():
+        try:
+            with open(path) as f:
+                out[path[len("/proc/sys/"):].replace("/", ".")] = f.read().strip()
+        except OSError:
+            continue
+    return out
+
+
+def main() -> None:
+    os.makedirs("/run/netns", exist_ok=True)
+    Agent(find_port(sys.argv[1] if len(sys.argv) > 1 else PORT_NAME)).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""`knit bench`: boot-to-ready against plain vng, and warm round trips, in one run."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from knit import accel, kernels, vngcmd
+from knit.vm import VM, VMConfig
+
+
+def plain_vng_boot(k: kernels.Kernel, accel_name: str, env: dict) -> float:
+    """Wall time of `vng -- true`: what booting a VM per command costs."""
+    spec = vngcmd.VngSpec(image=k.image, command=["true"], accel=accel_name)
+    t0 = time.monotonic()
+    subprocess.run(vngcmd.build(spec), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env=env, timeout=600)
+    return time.monotonic() - t0
+
+
+def knit_boot(k: kernels.Kernel, accel_name: str, workdir: Path) -> VM:
+    vm = VM(VMConfig(kernel=k, accel=accel_name, workdir=workdir))
+    vm.boot(retries=0)
+    return vm
+
+
+def run(kernel: str, rounds: int = 2, calls: int = 30, log=print) -> dict:
+    k = kernels.ensure(kernel)
+    acc = accel.choose(k.image)
+    env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
+    plain, boots = [], []
+    with tempfile.TemporaryDirectory(prefix="knit-bench-") as tmp:
+        vm = None
+        for i in range(rounds):  # interleaved, so drift hits both sides alike
+            plain.append(plain_vng_boot(k, acc, env))
+            log(f"round {i + 1}: plain vng -- true {plain[-1]:.1f}s")
+            if vm:
+                vm.stop()
+            vm = knit_boot(k, acc, Path(tmp))
+            boots.append(vm.boot_s)
+            log(f"round {i + 1}: knit boot-to-ready {boots[-1]:.1f}s")
+        warm = vm.wait_warm()
+        log(f"agent warm (scapy, pyroute2 imported) after {warm['seconds']}s more")
+        vm.run(["true"])
+        rts = []
+        for _ in range(calls):
+            t0 = time.monotonic()
+            vm.run(["true"])
+            rts.append(time.monotonic() - t0)
+        call_rts = []
+        for _ in range(calls // 3):
+            t0 = time.monotonic()
+            vm.call("os:getpid")
+            call_rts.append(time.monotonic() - t0)
+        vm.stop()
+    boot_s, plain_s = statistics.median(boots), statistics.median(plain)
+    rt_ms = statistics.median(rts) * 1000
+    return {
+        "kernel": kernel, "version": k.version, "accel": acc,
+        "boot_s": round(boot_s, 2), "plain_vng_boot_s": round(plain_s, 2),
+        "boot_ratio": round(boot_s / plain_s, 3),
+        "roundtrip_ms": round(rt_ms, 1),
+        "roundtrip_speedup": round(plain_s * 1000 / rt_ms, 1),
+        "call_roundtrip_ms": round(statistics.median(call_rts) * 1000, 1),
+        "warm_import_s": warm["seconds"],
+        "rounds": rounds, "calls": calls,
+    }

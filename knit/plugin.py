@@ -1,0 +1,250 @@
+"""pytest wiring: options, markers, kernel parametrization, fixtures and health hooks.
+
+The logic lives in the library (pool, vm, health, requirements, artifacts); this module
+only connects it to pytest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from knit import artifacts, health, kernels, requirements
+from knit.errors import BootError
+from knit.pool import VMPool
+from knit.topology import Topology
+from knit.vm import VM
+
+VM_KEY = pytest.StashKey[tuple[str, VM, VMPool]]()
+NODES_KEY = pytest.StashKey[list[str]]()
+ART_KEY = pytest.StashKey[Path]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("knit", "knit kernel test harness")
+    g.addoption("--kernel", action="append", default=[], metavar="NAME",
+                help="kernel to test (repeatable): debian-6.1, debian-6.12, path:/bzImage")
+    g.addoption("--strict-requirements", action="store_true",
+                help="fail, instead of skip, tests whose kernel requirements are missing")
+    g.addoption("--knit-artifacts", default="artifacts", metavar="DIR",
+                help="where failed tests leave their artifacts (default: ./artifacts)")
+    g.addoption("--keep-artifacts", action="store_true",
+                help="keep the artifacts folder of passing tests too")
+    g.addoption("--accel", choices=["kvm", "tcg"], default=os.environ.get("KNIT_ACCEL"),
+                help="force the accelerator (default: probe KVM once, else TCG)")
+    g.addoption("--nightly", action="store_true",
+                help="also run tests marked slow or nightly (CI leaves them out)")
+    g.addoption("--vm-cpus", type=int, default=2)
+    g.addoption("--vm-memory", default="1G")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in (
+        "kconfig(*options): kernel config options the test needs (=y or =m)",
+        "kernel(min=None, max=None): kernel version range the test needs",
+        "kills_vm: the test deliberately kills its VM; skip the health checks",
+        "expect_kernel_fault(pattern): the test must make the kernel log a matching fault",
+        "slow: long cases that CI leaves out; ci/nightly.sh runs them",
+        "nightly: needs the nightly matrix (second kernel, source builds)",
+    ):
+        config.addinivalue_line("markers", line)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out slow/nightly tests unless --nightly or an explicit -m asks for them."""
+    if config.getoption("nightly") or config.getoption("markexpr"):
+        return
+    keep, drop = [], []
+    for item in items:
+        heavy = item.get_closest_marker("slow") or item.get_closest_marker("nightly")
+        (drop if heavy else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def kernel_names(config: pytest.Config) -> list[str]:
+    return config.getoption("kernel") or [kernels.default_kernel()]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"knit: kernels {', '.join(kernel_names(config))}; accel " + (
+        config.getoption("accel") or "auto (KVM probe, else TCG)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "knit_kernel" in metafunc.fixturenames:
+        names = kernel_names(metafunc.config)
+        metafunc.parametrize("knit_kernel", names, ids=names, indirect=True)
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def knit_pool(request: pytest.FixtureRequest) -> Iterator[VMPool]:
+    cfg = request.config
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    art = Path(cfg.getoption("knit_artifacts")).resolve()
+    art.mkdir(parents=True, exist_ok=True)
+    pool = VMPool(workdir=art / "vms" / worker, rwdirs=(art, kernels.cache_dir()),
+                  accel_name=cfg.getoption("accel"), cpus=cfg.getoption("vm_cpus"),
+                  memory=cfg.getoption("vm_memory"))
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def knit_kernel(request: pytest.FixtureRequest, knit_pool: VMPool) -> kernels.Kernel:
+    """The kernel this test item runs on (parametrized by --kernel)."""
+    k = knit_pool.kernel(request.param)
+    problems = []
+    for m in request.node.iter_markers("kconfig"):
+        problems += requirements.missing_kconfig(k, m.args)
+    for m in request.node.iter_markers("kernel"):
+        p = requirements.version_problem(k, **m.kwargs)
+        if p:
+            problems.append(p)
+    if problems:
+        msg = "; ".join(problems)
+        if request.config.getoption("strict_requirements"):
+            pytest.fail(f"requirement missing (--strict-requirements): {msg}", pytrace=False)
+        pytest.skip(msg)
+    return k
+
+
+@pytest.fixture
+def vm(request: pytest.FixtureRequest, knit_kernel: kernels.Kernel,
+       knit_pool: VMPool) -> Iterator[VM]:
+    """The warm VM of this worker for this test's kernel; health-checked after the test."""
+    try:
+        machine = knit_pool.get(knit_kernel.name)
+    except BootError as e:
+        pytest.fail(f"{e}\n--- console tail ---\n{e.console_tail}", pytrace=False)
+    request.node.stash[VM_KEY] = (knit_kernel.name, machine, knit_pool)
+    request.node.user_properties += [("kernel", knit_kernel.name),
+                                     ("kernel_version", knit_kernel.version),
+                                     ("accel", machine.cfg.accel)]
+    yield machine
+    _check_after(request.node)
+
+
+@pytest.fixture
+def artifacts_dir(request: pytest.FixtureRequest) -> Path:
+    """This test's artifacts folder, writable from the guest too (pcaps go here)."""
+    root = Path(request.config.getoption("knit_artifacts")).resolve()
+    d = artifacts.test_dir(root, request.node.nodeid)
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    request.node.stash[ART_KEY] = d
+    return d
+
+
+@pytest.fixture
+def topo(request: pytest.FixtureRequest, vm: VM) -> Iterator[Callable[[Topology], Topology]]:
+    """Factory: topo(Topology) builds it in the guest; teardown removes it and checks."""
+    built: list[Topology] = []
+    request.node.stash[NODES_KEY] = []
+
+    def build(t: Topology) -> Topology:
+        vm.call("knit.guest.netns:build", topology=t.to_dict())
+        built.append(t)
+        request.node.stash[NODES_KEY] += t.names
+        return t
+
+    yield build
+    if vm.dirty:
+        return
+    for t in reversed(built):
+        r = vm.call("knit.guest.netns:destroy", names=t.names)
+        if r["left"]:
+            pytest.fail(f"topology teardown left netns {r['left']}", pytrace=False)
+
+
+# -- health and artifacts ----------------------------------------------------------------
+
+class KernelFault(AssertionError):
+    """The kernel logged an Oops/BUG/WARNING/... during the test, or state was left behind."""
+
+
+def _using_vm(item: pytest.Item) -> tuple[str, VM, VMPool] | None:
+    entry = item.stash.get(VM_KEY, None)
+    if entry is None or item.get_closest_marker("kills_vm") or entry[1].dirty:
+        return None
+    return entry
+
+
+def _check_kmsg(item: pytest.Item, when: str) -> None:
+    entry = _using_vm(item)
+    if entry is None:
+        return
+    name, machine, pool = entry
+    seq, lines = machine.kmsg(pool.kmsg_seq.get(name, -1))
+    pool.kmsg_seq[name] = seq
+    faults = health.scan(lines)
+    expected = item.get_closest_marker("expect_kernel_fault")
+    if expected and when == "call":
+        rx = re.compile(expected.args[0])
+        if not any(rx.search(f.first_line) for f in faults):
+            raise KernelFault(f"expected a kernel fault matching {expected.args[0]!r}; "
+                              f"the health check found {len(faults)} other(s)")
+        return
+    if faults:
+        machine.dirty = f"kernel fault: {faults[0].first_line.strip()}"
+        raise KernelFault("\n\n".join(str(f) for f in faults))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        _check_kmsg(item, "call")  # a fault outranks the test's own failure; both are shown
+
+
+def _check_after(item: pytest.Item) -> None:
+    """After the test's other fixtures are gone: new faults, then leftovers."""
+    _check_kmsg(item, "teardown")
+    entry = _using_vm(item)
+    if entry is not None:
+        name, machine, pool = entry
+        left = health.leftovers(pool.baseline[name], machine.state())
+        if left:
+            machine.dirty = "test left state behind"  # the next test gets a fresh VM
+            raise KernelFault("test left state behind: " + "; ".join(left))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
+    rep = yield
+    entry = item.stash.get(VM_KEY, None)
+    if rep.failed:
+        item.stash[FAILED_KEY] = True
+        if entry is not None:
+            _on_failure(item, call, rep, entry[1])
+    if rep.when == "teardown" and not item.stash.get(FAILED_KEY, False) \
+            and not item.config.getoption("keep_artifacts"):
+        d = item.stash.get(ART_KEY, None)
+        if d is not None:
+            shutil.rmtree(d, ignore_errors=True)
+    return rep
+
+
+def _on_failure(item: pytest.Item, call: pytest.CallInfo, rep: pytest.TestReport,
+                machine: VM) -> None:
+    if machine.dirty:
+        rep.sections.append(("knit console tail", machine.console_tail()))
+    if item.get_closest_marker("kills_vm") and rep.when == "call":
+        return
+    root = Path(item.config.getoption("knit_artifacts")).resolve()
+    dest = item.stash.get(ART_KEY, None) or artifacts.test_dir(root, item.nodeid)
+    reason = str(call.excinfo.value).splitlines()[0] if call.excinfo else "failed"
+    artifacts.collect(machine, dest, item.stash.get(NODES_KEY, []), f"{rep.when}: {reason}")
+    rep.sections.append(("knit artifacts", str(dest)))
+
+
+FAILED_KEY = pytest.StashKey[bool]()

@@ -1,0 +1,69 @@
+"""One warm VM per kernel for this process (an xdist worker): booted lazily, replaced
+when dirty. Scheduling lives here; VM lifecycle lives in knit.vm."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from knit import accel, kernels
+from knit.errors import BootError
+from knit.kernels import Kernel
+from knit.vm import VM, VMConfig
+
+
+class VMPool:
+    def __init__(self, workdir: Path, rwdirs: tuple[Path, ...], accel_name: str | None = None,
+                 cpus: int = 2, memory: str = "1G") -> None:
+        self.workdir = workdir
+        self.rwdirs = rwdirs
+        self.accel_name = accel_name
+        self.cpus, self.memory = cpus, memory
+        self.kernels: dict[str, Kernel] = {}
+        self.vms: dict[str, VM] = {}
+        self.broken: dict[str, BootError] = {}
+        self.boots: list[dict] = []
+        self.kmsg_seq: dict[str, int] = {}
+        self.baseline: dict[str, dict] = {}
+
+    def kernel(self, name: str) -> Kernel:
+        if name not in self.kernels:
+            self.kernels[name] = kernels.ensure(name)
+        return self.kernels[name]
+
+    def accel(self, k: Kernel) -> str:
+        if self.accel_name is None:
+            self.accel_name = accel.choose(k.image if k.image.is_file() else
+                                           k.image / "arch/x86/boot/bzImage")
+        return self.accel_name
+
+    def get(self, name: str) -> VM:
+        """The warm VM for kernel `name`, booting or replacing it as needed."""
+        if name in self.broken:
+            raise self.broken[name]
+        vm = self.vms.get(name)
+        if vm is not None and not vm.alive:
+            reason = vm.dirty or "qemu exited"
+            print(f"knit: replacing VM for {name}: {reason}", file=sys.stderr)
+            vm.stop()
+            vm = None
+        if vm is None:
+            k = self.kernel(name)
+            vm = VM(VMConfig(kernel=k, accel=self.accel(k), workdir=self.workdir,
+                             rwdirs=self.rwdirs, cpus=self.cpus, memory=self.memory))
+            try:
+                vm.boot()
+            except BootError as e:
+                self.broken[name] = e  # two boots failed: don't spend more on this kernel
+                raise
+            self.boots.append({"kernel": name, "boot_s": round(vm.boot_s or 0, 2),
+                               "accel": vm.cfg.accel})
+            self.vms[name] = vm
+            self.kmsg_seq[name], _ = vm.kmsg()
+            self.baseline[name] = vm.state()
+        return vm
+
+    def close(self) -> None:
+        for vm in self.vms.values():
+            vm.stop()
+        self.vms.clear()

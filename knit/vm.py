@@ -1,0 +1,248 @@
+"""One virtme-ng VM: boot, run, call, spawn, kmsg, stop. Knows nothing of pytest."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from knit import vngcmd
+from knit.channel import Channel
+from knit.errors import BootError, ChannelError, CmdFailed
+from knit.kernels import Kernel
+
+ROOT = Path(__file__).resolve().parent.parent
+TCG_SCALE = 5.0
+BOOT_TIMEOUT = {"kvm": 60.0, "tcg": 240.0}
+WARM_TIMEOUT = {"kvm": 60.0, "tcg": 300.0}
+
+
+@dataclass
+class Result:
+    rc: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out
+
+
+@dataclass
+class VMConfig:
+    kernel: Kernel
+    accel: str
+    workdir: Path                      # console log and channel socket live here
+    rwdirs: tuple[Path, ...] = ()      # host folders the guest may write (artifacts, cache)
+    cpus: int = 2
+    memory: str = "1G"
+    python: str = field(default_factory=lambda: sys.executable)
+    gdb_port: int | None = None
+
+
+def console_tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no console log)"
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+class VM:
+    """A warm VM with knit's agent as its init command.
+
+    After a channel error (timeout, panic, qemu gone) the VM is `dirty` and must be replaced;
+    its console log stays on disk for the report.
+    """
+
+    def __init__(self, cfg: VMConfig) -> None:
+        self.cfg = cfg
+        self.proc: subprocess.Popen | None = None
+        self.chan: Channel | None = None
+        self.dirty: str | None = None
+        self.boot_s: float | None = None
+        self.boot_id = uuid.uuid4().hex[:8]
+        # AF_UNIX paths are limited to 108 bytes: keep the socket in a short temp dir.
+        self._sockdir = Path(tempfile.mkdtemp(prefix="knit-"))
+        self.sock = self._sockdir / "chan.sock"
+        self.console = cfg.workdir / f"console-{self.boot_id}.log"
+
+    # -- properties ---------------------------------------------------------------------
+    @property
+    def scale(self) -> float:
+        return TCG_SCALE if self.cfg.accel == "tcg" else 1.0
+
+    def t(self, seconds: float) -> float:
+        """A timeout scaled for the accelerator (TCG is several times slower)."""
+        return seconds * self.scale
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and not self.dirty
+
+    def console_tail(self, lines: int = 40) -> str:
+        return console_tail(self.console, lines)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def vng_argv(self) -> list[str]:
+        agent = ["env", f"PYTHONPATH={ROOT}", "PYTHONDONTWRITEBYTECODE=1",
+                 self.cfg.python, "-m", "knit.agent"]
+        spec = vngcmd.VngSpec(image=self.cfg.kernel.image, command=agent, accel=self.cfg.accel,
+                              cpus=self.cfg.cpus, memory=self.cfg.memory,
+                              rwdirs=self.cfg.rwdirs, chardev_socket=self.sock, cwd=ROOT,
+                              gdb_port=self.cfg.gdb_port)
+        return vngcmd.build(spec)
+
+    def boot(self, retries: int = 1) -> VM:
+        for attempt in range(retries + 1):
+            try:
+                self._boot_once()
+                return self
+            except BootError:
+                self.stop()
+                if attempt == retries:
+                    raise
+                self.dirty = None
+                self.boot_id = uuid.uuid4().hex[:8]
+                self.console = self.cfg.workdir / f"console-{self.boot_id}.log"
+        raise AssertionError("unreachable")
+
+    def _boot_once(self) -> None:
+        self.cfg.workdir.mkdir(parents=True, exist_ok=True)
+        if self.sock.exists():
+            self.sock.unlink()
+        venv_bin = str(Path(self.cfg.python).parent)
+        env = {**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"}
+        if shutil.which("vng", path=env["PATH"]) is None:
+            raise BootError("vng not found on PATH: install virtme-ng (pip install virtme-ng)")
+        t0 = time.monotonic()
+        with open(self.console, "wb") as log:
+            self.proc = subprocess.Popen(self.vng_argv(), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+                                         start_new_session=True)
+        deadline = t0 + BOOT_TIMEOUT[self.cfg.accel]
+        try:
+            self.chan = Channel.connect(str(self.sock), deadline, lambda: self.proc.poll() is None)
+            self.chan.wait_event("ready", max(1.0, deadline - time.monotonic()))
+        except ChannelError as e:
+            rc = self.proc.poll()
+            cause = f"vng exited {rc}" if rc is not None else str(e)
+            self.dirty = cause
+            raise BootError(f"{self.cfg.kernel.name} did not reach the agent: {cause}; "
+                            f"console: {self.console}", self.console_tail()) from e
+        self.boot_s = time.monotonic() - t0
+
+    def wait_warm(self) -> dict:
+        """Block until the agent has imported scapy and pyroute2 (once per boot)."""
+        return self._guard(lambda: self.chan.wait_event("warm", WARM_TIMEOUT[self.cfg.accel]))
+
+    def stop(self) -> None:
+        if self.chan:
+            self.chan.close()
+        if self.proc and self.proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        shutil.rmtree(self._sockdir, ignore_errors=True)
+
+    # -- the channel --------------------------------------------------------------------
+    def _guard(self, fn: Any) -> Any:
+        if self.dirty:
+            raise ChannelError(f"VM is unusable: {self.dirty}")
+        try:
+            return fn()
+        except ChannelError as e:
+            gone = self.proc is not None and self.proc.poll() is not None
+            self.dirty = f"{e} (qemu {'exited' if gone else 'still running'})"
+            raise
+
+    def request(self, op: str, wait: float, **args: Any) -> Any:
+        # The host waits a little longer than the guest-side deadline, so that a slow
+        # command is reported as its own timeout and not as a dead channel.
+        return self._guard(lambda: self.chan.request(op, wait + self.t(10), **args))
+
+    def run(self, cmd: list[str] | str, ns: str | None = None, timeout: float | None = None,
+            check: bool = True, input: str | None = None, env: dict | None = None) -> Result:
+        """Run argv (no shell) or a shell string in the guest, in netns `ns`."""
+        timeout = timeout if timeout is not None else self.t(30)
+        r = Result(**self.request("run", timeout, argv=cmd, ns=ns, timeout=timeout,
+                                  input=input, env=env))
+        if check and not r.ok:
+            raise CmdFailed(cmd, r.rc if not r.timed_out else f"timeout after {timeout}s",
+                            r.stdout, r.stderr, ns)
+        return r
+
+    def call(self, target: str, ns: str | None = None, timeout: float | None = None,
+             **kwargs: Any) -> Any:
+        """Run python `package.module:function(**kwargs)` in the guest, in netns `ns`."""
+        timeout = timeout if timeout is not None else self.t(60)
+        return self.request("call", timeout, target=target, ns=ns, kwargs=kwargs,
+                            timeout=timeout)
+
+    @contextmanager
+    def spawn(self, cmd: list[str] | str, ns: str | None = None, ready: str | None = None,
+              ready_timeout: float | None = None, stop_signal: int = signal.SIGINT,
+              stop_timeout: float | None = None, env: dict | None = None) -> Iterator[Spawned]:
+        """A background guest process: wait for `ready` (a regex on its output), stop it
+        with `stop_signal` on exit, and leave its output in the yielded object."""
+        h = self.request("spawn", self.t(10), argv=cmd, ns=ns, env=env)
+        sp = Spawned(self, h["handle"], h["pid"], cmd)
+        try:
+            if ready:
+                sp.wait_for(ready, ready_timeout if ready_timeout is not None else self.t(30))
+            yield sp
+        finally:
+            if not self.dirty:
+                sp.stop(stop_signal, stop_timeout if stop_timeout is not None else self.t(10))
+
+    def kmsg(self, after: int = -1) -> tuple[int, list[str]]:
+        """Kernel log records with sequence number > `after`, and the last sequence."""
+        r = self.request("kmsg", self.t(10), after=after)
+        return r["seq"], r["lines"]
+
+    def state(self) -> dict:
+        """What the leftovers check compares: netns, modules, init-netns net sysctls."""
+        return self.request("state", self.t(20))
+
+
+class Spawned:
+    def __init__(self, vm: VM, handle: int, pid: int, cmd: list[str] | str) -> None:
+        self.vm, self.handle, self.pid, self.cmd = vm, handle, pid, cmd
+        self.result: Result | None = None
+
+    def wait_for(self, pattern: str, timeout: float) -> str:
+        r = self.vm.request("wait_for", timeout, handle=self.handle, pattern=pattern,
+                            timeout=timeout)
+        if not r["matched"]:
+            state = "exited " + str(r["rc"]) if r["rc"] is not None else "still running"
+            raise CmdFailed(self.cmd, f"no line matching {pattern!r} within {timeout:.0f}s "
+                            f"({state})", r["stdout"], r["stderr"])
+        return r["stdout"]
+
+    def output(self) -> Result:
+        r = self.vm.request("poll", self.vm.t(10), handle=self.handle)
+        return Result(r["rc"], r["stdout"], r["stderr"])
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> Result:
+        if self.result is None:
+            r = self.vm.request("stop", timeout, handle=self.handle, sig=int(sig), timeout=timeout)
+            self.result = Result(r["rc"], r["stdout"], r["stderr"], r["timed_out"])
+        return self.result

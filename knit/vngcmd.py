@@ -1,0 +1,47 @@
+"""The one place that turns a typed VM spec into a vng command line."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class VngSpec:
+    image: Path                  # vmlinuz next to its lib/modules, or a build tree
+    command: list[str]           # argv run in the guest as root
+    accel: str = "tcg"           # "kvm" or "tcg"
+    cpus: int = 2
+    memory: str = "1G"
+    rwdirs: tuple[Path, ...] = ()
+    chardev_socket: Path | None = None   # knit's virtio-serial channel
+    port_name: str = "knit.0"
+    cwd: Path | None = None
+    append: tuple[str, ...] = ()
+    gdb_port: int | None = None
+    extra_qemu: tuple[str, ...] = field(default=())
+
+
+def build(spec: VngSpec) -> list[str]:
+    argv = ["vng", "--verbose", "--run", str(spec.image), "--force-9p", "--user", "root",
+            "--cpus", str(spec.cpus), "--memory", spec.memory]
+    if spec.accel == "tcg":
+        argv.append("--disable-kvm")
+    for d in spec.rwdirs:
+        argv.append(f"--rwdir={d}")
+    if spec.cwd:
+        argv += ["--cwd", str(spec.cwd)]
+    for a in spec.append:
+        argv.append(f"--append={a}")
+    qemu = list(spec.extra_qemu)
+    if spec.chardev_socket:
+        qemu += ["-chardev", f"socket,id=knit0,path={spec.chardev_socket},server=on,wait=off",
+                 "-device", f"virtserialport,chardev=knit0,name={spec.port_name}"]
+    if spec.gdb_port:
+        qemu += ["-gdb", f"tcp:127.0.0.1:{spec.gdb_port}"]
+    if qemu:
+        # argparse would read a value starting with '-' as an option: use the = form.
+        argv.append("--qemu-opts=" + shlex.join(qemu))
+    argv += ["--", shlex.join(spec.command)]
+    return argv
