@@ -1,0 +1,45 @@
+"""Topology validation: mistakes are caught on the host with a message that names them."""
+
+import pytest
+
+from knit.topology import End, Link, Node, Route, Topology, TopologyError, pair, veth
+
+
+def test_pair_is_the_upstream_mptcp_layout():
+    t = pair(paths=4)
+    d = t.to_dict()
+    assert [n["name"] for n in d["nodes"]] == ["ns1", "ns2"]
+    assert len(d["links"]) == 4
+    assert t.addr("ns1", "ns1eth3") == "10.0.3.1"
+    assert t.addr("ns2", "ns2eth4", family=6) == "dead:beef:4::2"
+
+
+@pytest.mark.parametrize("topology, message", [
+    (Topology(nodes=(Node("a"), Node("a"))), "node names used twice: a"),
+    (Topology(nodes=(Node("bad name"),)), "bad node name 'bad name'"),
+    (Topology(nodes=(Node("a"),), links=(veth("a", "e0", [], "b", "e0", []),)),
+     "link end b:e0 names an unknown node"),
+    (Topology(nodes=(Node("a"), Node("b")),
+              links=(veth("a", "much-too-long-ifname", [], "b", "e0", []),)),
+     "bad interface name 'much-too-long-ifname'"),
+    (Topology(nodes=(Node("a"), Node("b")),
+              links=(veth("a", "e0", ["10.0.0.1/24"], "b", "e0", ["10.0.0.1/24"]),)),
+     "address 10.0.0.1 assigned twice"),
+    (Topology(nodes=(Node("a"), Node("b")),
+              links=(veth("a", "e0", ["10.0.0.300/24"], "b", "e0", []),)),
+     "bad address '10.0.0.300/24' on a:e0"),
+    (Topology(nodes=(Node("a", routes=(Route("10.1.0.0/16"),)),)),
+     "route 10.1.0.0/16 on a needs via or dev"),
+    (Topology(nodes=(Node("a"), Node("b")),
+              links=(Link(End("a", "e0", master="br0"), End("b", "e0")),)),
+     "names bridge 'br0' that a does not declare"),
+    (Topology(nodes=(Node("a", sysctls={"../../etc/passwd": "x"}),)), "bad sysctl name"),
+])
+def test_validation_names_the_mistake(topology, message):
+    with pytest.raises(TopologyError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        topology.validate()
+
+
+def test_addr_of_a_missing_interface_is_an_error():
+    with pytest.raises(TopologyError, match="no IPv6 address on ns1:nope"):
+        pair().addr("ns1", "nope", family=6)

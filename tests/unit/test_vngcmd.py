@@ -1,0 +1,20 @@
+"""The vng command line built from a typed spec."""
+
+from pathlib import Path
+
+from knit.vngcmd import VngSpec, build
+
+
+def test_tcg_spec_with_channel_and_rwdir():
+    argv = build(VngSpec(image=Path("/k/boot/vmlinuz-6.12"), command=["python3", "-m", "a b"],
+                         accel="tcg", rwdirs=(Path("/art"),), chardev_socket=Path("/s/c.sock")))
+    assert argv[:4] == ["vng", "--verbose", "--run", "/k/boot/vmlinuz-6.12"]
+    assert "--disable-kvm" in argv and "--force-9p" in argv and "--rwdir=/art" in argv
+    qemu = next(a for a in argv if a.startswith("--qemu-opts="))
+    assert "socket,id=knit0,path=/s/c.sock,server=on,wait=off" in qemu
+    assert "virtserialport,chardev=knit0,name=knit.0" in qemu
+    assert argv[-2:] == ["--", "python3 -m 'a b'"]
+
+
+def test_kvm_spec_does_not_disable_kvm():
+    assert "--disable-kvm" not in build(VngSpec(image=Path("/k"), command=["true"], accel="kvm"))
