@@ -72,6 +72,7 @@ class VM:
         self.chan: Channel | None = None
         self.dirty: str | None = None
         self.boot_s: float | None = None
+        self.ready: dict = {}
         self.boot_id = uuid.uuid4().hex[:8]
         # AF_UNIX paths are limited to 108 bytes: keep the socket in a short temp dir.
         self._sockdir = Path(tempfile.mkdtemp(prefix="knit-"))
@@ -94,10 +95,25 @@ class VM:
     def console_tail(self, lines: int = 40) -> str:
         return console_tail(self.console, lines)
 
+    def qemu_pid(self) -> int | None:
+        """The qemu process of this VM: the one whose command line names our socket."""
+        needle = str(self.sock).encode()
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    cmd = (d / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"qemu-system" in cmd.split(b"\0")[0] and needle in cmd:
+                    return int(d.name)
+        return None
+
     # -- lifecycle ----------------------------------------------------------------------
     def vng_argv(self) -> list[str]:
+        # -S: no site at start-up (its .pth files cost seconds under TCG over 9p); the
+        # agent adds site-packages itself while it warms up.
         agent = ["env", f"PYTHONPATH={ROOT}", "PYTHONDONTWRITEBYTECODE=1",
-                 self.cfg.python, "-m", "knit.agent"]
+                 self.cfg.python, "-S", "-m", "knit.agent"]
         spec = vngcmd.VngSpec(image=self.cfg.kernel.image, command=agent, accel=self.cfg.accel,
                               cpus=self.cfg.cpus, memory=self.cfg.memory,
                               rwdirs=self.cfg.rwdirs, chardev_socket=self.sock, cwd=ROOT,
@@ -134,7 +150,7 @@ class VM:
         deadline = t0 + BOOT_TIMEOUT[self.cfg.accel]
         try:
             self.chan = Channel.connect(str(self.sock), deadline, lambda: self.proc.poll() is None)
-            self.chan.wait_event("ready", max(1.0, deadline - time.monotonic()))
+            self.ready = self.chan.wait_event("ready", max(1.0, deadline - time.monotonic()))
         except ChannelError as e:
             rc = self.proc.poll()
             cause = f"vng exited {rc}" if rc is not None else str(e)

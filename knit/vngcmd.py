@@ -20,19 +20,26 @@ class VngSpec:
     cwd: Path | None = None
     append: tuple[str, ...] = ()
     gdb_port: int | None = None
+    verbose: bool = True         # the serial console goes to vng's stdout (our console log)
+    # Under TCG every console character is slow: keep warnings, oopses and panics (< 5)
+    # and drop the boot chatter.
+    console_loglevel: int | None = 5
     extra_qemu: tuple[str, ...] = field(default=())
 
 
 def build(spec: VngSpec) -> list[str]:
-    argv = ["vng", "--verbose", "--run", str(spec.image), "--force-9p", "--user", "root",
-            "--cpus", str(spec.cpus), "--memory", spec.memory]
+    argv = ["vng", *(["--verbose"] if spec.verbose else []), "--run", str(spec.image),
+            "--force-9p", "--user", "root", "--cpus", str(spec.cpus), "--memory", spec.memory]
     if spec.accel == "tcg":
         argv.append("--disable-kvm")
     for d in spec.rwdirs:
         argv.append(f"--rwdir={d}")
     if spec.cwd:
         argv += ["--cwd", str(spec.cwd)]
-    for a in spec.append:
+    appends = list(spec.append)
+    if spec.verbose and spec.console_loglevel is not None:
+        appends.append(f"loglevel={spec.console_loglevel}")
+    for a in appends:
         argv.append(f"--append={a}")
     qemu = list(spec.extra_qemu)
     if spec.chardev_socket:
