@@ -1,10 +1,12 @@
-"""The `knit` command: kernels, bench."""
+"""The `knit` command: kernels, bench, flakes, report."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
+from pathlib import Path
 
 from knit import kernels
 from knit.errors import KnitError
@@ -38,6 +40,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_flakes(args: argparse.Namespace) -> int:
+    from knit import results
+
+    rows = results.flake_summary(Path(args.history))
+    if not rows:
+        print(f"no history in {args.history}: run pytest first")
+        return 0
+    print(f"{'RUNS':>5} {'FAILS':>5} {'FLAKY':>5}  {'LAST FAILURE':<19}  TEST")
+    for r in rows:
+        when = (dt.datetime.fromtimestamp(r["last_failure"]).strftime("%Y-%m-%d %H:%M:%S")
+                if r["last_failure"] else "-")
+        print(f"{r['runs']:>5} {r['fails']:>5} {r['flaky']:>5}  {when:<19}  {r['nodeid']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from knit import report, results
+
+    records = []
+    for f in args.results:
+        if not Path(f).exists():
+            raise KnitError(f"{f} not found: run pytest first (it writes artifacts/results.json)")
+        records += results.read_results(Path(f))[1]
+    out = report.html_report(records, Path(args.output))
+    print(f"wrote {out} ({len(records)} results)")
+    if args.kcidb:
+        Path(args.kcidb).write_text(json.dumps(report.kcidb(records), indent=1) + "\n")
+        print(f"wrote {args.kcidb} (KCIDB v5.3)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="knit", description="kernel networking test harness")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -51,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--rounds", type=int, default=2)
     b.add_argument("--json", action="store_true", help="progress to stderr, one JSON line last")
     b.set_defaults(func=cmd_bench)
+    f = sub.add_parser("flakes", help="per-test runs, fails and flaky passes from the history")
+    f.add_argument("--history", default="artifacts/history.jsonl")
+    f.set_defaults(func=cmd_flakes)
+    r = sub.add_parser("report", help="static HTML kernel x test matrix (and KCIDB JSON)")
+    r.add_argument("results", nargs="*", default=["artifacts/results.json"])
+    r.add_argument("-o", "--output", default="artifacts/report.html")
+    r.add_argument("--kcidb", metavar="PATH", help="also write a KCIDB v5 submission")
+    r.set_defaults(func=cmd_report)
     args = p.parse_args(argv)
     try:
         return args.func(args)

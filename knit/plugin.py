@@ -102,6 +102,7 @@ def knit_pool(request: pytest.FixtureRequest) -> Iterator[VMPool]:
 def knit_kernel(request: pytest.FixtureRequest, knit_pool: VMPool) -> kernels.Kernel:
     """The kernel this test item runs on (parametrized by --kernel)."""
     k = knit_pool.kernel(request.param)
+    request.node.user_properties += [("kernel", k.name), ("kernel_version", k.version)]
     problems = []
     for m in request.node.iter_markers("kconfig"):
         problems += requirements.missing_kconfig(k, m.args)
@@ -126,9 +127,7 @@ def vm(request: pytest.FixtureRequest, knit_kernel: kernels.Kernel,
     except BootError as e:
         pytest.fail(f"{e}\n--- console tail ---\n{e.console_tail}", pytrace=False)
     request.node.stash[VM_KEY] = (knit_kernel.name, machine, knit_pool)
-    request.node.user_properties += [("kernel", knit_kernel.name),
-                                     ("kernel_version", knit_kernel.version),
-                                     ("accel", machine.cfg.accel)]
+    request.node.user_properties.append(("accel", machine.cfg.accel))
     yield machine
     _check_after(request.node)
 

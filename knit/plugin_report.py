@@ -1,0 +1,163 @@
+"""pytest wiring for outcomes: flake retries in a fresh VM, results JSON, flake history.
+
+Logic lives in knit.results; this module only connects it to pytest's hooks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from _pytest.runner import runtestprotocol
+
+from knit import results
+from knit.plugin import VM_KEY, kernel_names
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("knit")
+    g.addoption("--flake-retries", type=int, default=0, metavar="N",
+                help="rerun a failed test up to N times, each in a fresh VM; a pass on a "
+                     "retry is reported as FLAKY")
+    g.addoption("--knit-results", default=None, metavar="PATH",
+                help="JSON results file (default: <artifacts>/results.json)")
+    g.addoption("--knit-history", default=None, metavar="PATH",
+                help="flake history, JSON lines appended per run (default: "
+                     "<artifacts>/history.jsonl)")
+
+
+def _path(config: pytest.Config, opt: str, default: str) -> Path:
+    value = config.getoption(opt)
+    return Path(value) if value else Path(config.getoption("knit_artifacts")) / default
+
+
+# -- retries (on the worker that runs the test) -----------------------------------------
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    retries = item.config.getoption("flake_retries")
+    if retries <= 0:
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for attempt in range(retries + 1):
+        if attempt:
+            item._initrequest()  # type: ignore[attr-defined]  # fresh fixture state
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        if not any(r.failed for r in reports) or attempt == retries:
+            break
+        entry = item.stash.get(VM_KEY, None)
+        if entry is not None and not entry[1].dirty:
+            entry[1].dirty = "flake retry: the retry gets a fresh VM"
+    for r in reports:
+        r.user_properties.append(("attempts", attempt + 1))
+        if attempt and not any(x.failed for x in reports):
+            r.knit_flaky = True  # type: ignore[attr-defined]
+        item.ihook.pytest_runtest_logreport(report=r)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    if getattr(report, "knit_flaky", False) and report.when == "call" and report.passed:
+        return "flaky", "f", ("FLAKY", {"yellow": True})
+    return None
+
+
+# -- results (on the controller, or the only process) -----------------------------------
+
+class Collector:
+    def __init__(self) -> None:
+        self.by_id: dict[str, results.Record] = {}
+        self.started = time.time()
+
+    def add(self, rep: pytest.TestReport) -> None:
+        props = dict(rep.user_properties)
+        kernel = props.get("kernel")
+        rec = self.by_id.get(rep.nodeid)
+        if rec is None:
+            rec = results.Record(nodeid=rep.nodeid, test=results.split_kernel(rep.nodeid, kernel),
+                                 kernel=kernel, outcome="passed", duration=0.0)
+            self.by_id[rep.nodeid] = rec
+        rec.kernel_version = props.get("kernel_version", rec.kernel_version)
+        rec.accel = props.get("accel", rec.accel)
+        rec.attempts = props.get("attempts", rec.attempts)
+        rec.cases = props.get("cases", rec.cases)
+        rec.duration += rep.duration
+        for title, content in rep.sections:
+            if title == "knit artifacts":
+                rec.artifacts = content
+        outcome = _outcome(rep)
+        if outcome and _rank(outcome) > _rank(rec.outcome):
+            rec.outcome = outcome
+            rec.message = _message(rep)
+
+
+def _outcome(rep: pytest.TestReport) -> str | None:
+    if rep.failed:
+        return "failed" if rep.when == "call" else "error"
+    if rep.skipped:
+        return "xfailed" if hasattr(rep, "wasxfail") else "skipped"
+    if rep.when == "call":
+        return "flaky" if getattr(rep, "knit_flaky", False) else "passed"
+    return None
+
+
+def _rank(outcome: str) -> int:
+    return ["passed", "xfailed", "flaky", "skipped", "xpassed", "failed", "error"].index(outcome)
+
+
+def _message(rep: pytest.TestReport) -> str:
+    if rep.skipped and isinstance(rep.longrepr, tuple):
+        return str(rep.longrepr[2]).removeprefix("Skipped: ")
+    text = getattr(rep, "longreprtext", "") or ""
+    lines = [ln for ln in text.splitlines() if ln.startswith("E ")] or text.splitlines()[-1:]
+    return lines[0][2:].strip() if lines and lines[0].startswith("E ") else "".join(lines[:1])
+
+
+COLLECTOR = pytest.StashKey[Collector]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[COLLECTOR] = Collector()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    cfg = _config
+    if cfg is not None and not hasattr(cfg, "workerinput"):
+        cfg.stash[COLLECTOR].add(report)
+
+
+_config: pytest.Config | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _config
+    _config = session.config
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    cfg = session.config
+    if hasattr(cfg, "workerinput"):
+        return
+    col = cfg.stash[COLLECTOR]
+    if not col.by_id:
+        return
+    recs = list(col.by_id.values())
+    meta = {"started": col.started, "finished": time.time(), "exitstatus": int(exitstatus),
+            "kernels": kernel_names(cfg),
+            "workers": os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
+            "args": list(cfg.invocation_params.args)}
+    results.write_results(_path(cfg, "knit_results", "results.json"), recs, meta)
+    results.append_history(_path(cfg, "knit_history", "history.jsonl"), recs)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    flaky = [r for r in config.stash[COLLECTOR].by_id.values() if r.outcome == "flaky"]
+    for r in flaky:
+        terminalreporter.write_line(f"FLAKY {r.nodeid} (passed on attempt {r.attempts})",
+                                    yellow=True)

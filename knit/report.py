@@ -1,0 +1,126 @@
+"""Reports from results files: a static HTML kernel×test matrix, and a KCIDB export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import os
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from knit.results import Record
+
+COLOURS = {"passed": "#2e7d32", "flaky": "#f9a825", "failed": "#c62828", "error": "#6a1b9a",
+           "skipped": "#9e9e9e", "xfailed": "#78909c", "xpassed": "#ef6c00"}
+KCIDB_STATUS = {"passed": "PASS", "flaky": "PASS", "failed": "FAIL", "error": "ERROR",
+                "skipped": "SKIP", "xfailed": "PASS", "xpassed": "FAIL"}
+
+
+def matrix(records: list[Record]) -> tuple[list[str], list[str], dict]:
+    """Rows (tests), columns (kernels), and the record at each cell."""
+    cells: dict[tuple[str, str], Record] = {}
+    kernels: list[str] = []
+    tests: list[str] = []
+    for r in records:
+        k = r.kernel or "-"
+        if k not in kernels:
+            kernels.append(k)
+        if r.test not in tests:
+            tests.append(r.test)
+        cells[(r.test, k)] = r
+    return sorted(tests), sorted(kernels), cells
+
+
+def _link(path: str | None, out_dir: Path) -> str | None:
+    if not path:
+        return None
+    try:
+        return os.path.relpath(path, out_dir)
+    except ValueError:
+        return path
+
+
+def html_report(records: list[Record], out: Path, title: str = "knit results") -> Path:
+    tests, kernels, cells = matrix(records)
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for r in records:
+        totals[r.kernel or "-"][r.outcome] += 1
+    versions = {r.kernel or "-": f"{r.kernel_version or ''} {r.accel or ''}".strip()
+                for r in records}
+    head = "".join(f"<th>{html.escape(k)}<br><small>{html.escape(versions.get(k, ''))}"
+                   f"</small></th>" for k in kernels)
+    sums = "".join("<td class=sum>" + " ".join(
+        f"<span style='color:{COLOURS.get(o, '#000')}'>{n}&nbsp;{o}</span>"
+        for o, n in sorted(totals[k].items())) + "</td>" for k in kernels)
+    rows = []
+    for t in tests:
+        tds = []
+        for k in kernels:
+            r = cells.get((t, k))
+            if r is None:
+                tds.append("<td class=none>–</td>")
+                continue
+            label = r.outcome.upper() + (f" ×{r.attempts}" if r.attempts > 1 else "")
+            tip = html.escape(r.message or r.outcome, quote=True)
+            link = _link(r.artifacts, out.parent)
+            body = f"{label}<br><small>{r.duration:.1f}s</small>"
+            if link:
+                body += f"<br><a href='{html.escape(link, quote=True)}'>artifacts</a>"
+            tds.append(f"<td style='background:{COLOURS.get(r.outcome, '#fff')}' "
+                       f"title='{tip}'>{body}</td>")
+        rows.append(f"<tr><th class=test>{html.escape(t)}</th>{''.join(tds)}</tr>")
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1em; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: center; font-size: 13px; }}
+td {{ color: white; }} td a {{ color: white; }}
+td.sum, td.none {{ color: black; background: #fafafa; }}
+th.test {{ text-align: left; font-family: monospace; font-weight: normal; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>{len(tests)} tests × {len(kernels)} kernels; generated {dt.datetime.now():%Y-%m-%d %H:%M}.
+Hover a cell for the failure message; FLAKY means it passed on a retry in a fresh VM.</p>
+<table><tr><th>test</th>{head}</tr><tr><th class=test>totals</th>{sums}</tr>
+{chr(10).join(rows)}
+</table></body></html>
+"""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page)
+    return out
+
+
+def _kcidb_path(test: str) -> str:
+    """'suites/mptcp/test_x.py::test_y[4]' -> 'knit.suites.mptcp.test_x.test_y.4'."""
+    parts = re.split(r"[/:.\[\]-]+", test.replace(".py::", "::"))
+    return "knit." + ".".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in parts if p)
+
+
+def kcidb(records: list[Record], origin: str = "knit") -> dict:
+    """KCIDB v5 submission: one checkout and one build per kernel, one test per record."""
+    checkouts, builds, tests = {}, {}, []
+    for r in records:
+        ver = r.kernel_version or r.kernel or "unknown"
+        key = hashlib.sha1(ver.encode()).hexdigest()[:12]
+        checkouts.setdefault(key, {"id": f"{origin}:{key}", "origin": origin,
+                                   "tree_name": r.kernel or "unknown",
+                                   "comment": f"kernel {ver}"})
+        builds.setdefault(key, {"id": f"{origin}:{key}", "checkout_id": f"{origin}:{key}",
+                                "origin": origin, "architecture": "x86_64",
+                                "config_name": r.kernel or "unknown", "status": "PASS",
+                                "comment": f"prebuilt {ver}"})
+        rid = hashlib.sha1(f"{r.nodeid}|{r.when}".encode()).hexdigest()[:16]
+        test = {"id": f"{origin}:{rid}", "build_id": f"{origin}:{key}", "origin": origin,
+                "path": _kcidb_path(r.test), "status": KCIDB_STATUS.get(r.outcome, "MISS"),
+                "duration": round(r.duration, 3),
+                "start_time": dt.datetime.fromtimestamp(r.when, dt.UTC).isoformat(),
+                "environment": {"comment": f"virtme-ng VM, accel {r.accel or 'unknown'}"},
+                "misc": {"nodeid": r.nodeid, "knit_outcome": r.outcome, "attempts": r.attempts}}
+        if r.message:
+            test["comment"] = r.message[:1000]
+        tests.append(test)
+    return {"version": {"major": 5, "minor": 3}, "checkouts": list(checkouts.values()),
+            "builds": list(builds.values()), "tests": tests}

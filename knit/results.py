@@ -1,0 +1,85 @@
+"""Test outcomes as records: the JSON results file, the flake history, their summaries.
+
+Pure: the pytest plugin feeds it reports; `knit flakes` and `knit report` read its files.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+OUTCOMES = ("passed", "failed", "error", "skipped", "flaky", "xfailed", "xpassed")
+
+
+@dataclass
+class Record:
+    nodeid: str
+    test: str                  # nodeid without the kernel parameter: one matrix row
+    kernel: str | None
+    outcome: str
+    duration: float
+    kernel_version: str | None = None
+    accel: str | None = None
+    message: str = ""
+    artifacts: str | None = None
+    attempts: int = 1
+    when: float = field(default_factory=time.time)
+    cases: list[dict] = field(default_factory=list)   # sub-results (e.g. selftest TAP cases)
+
+
+def split_kernel(nodeid: str, kernel: str | None) -> str:
+    """'t.py::test_x[debian-6.12-4]' -> 't.py::test_x[4]': the row, whatever the kernel."""
+    if not kernel:
+        return nodeid
+    out = re.sub(rf"\[{re.escape(kernel)}-", "[", nodeid)
+    out = re.sub(rf"-{re.escape(kernel)}\]", "]", out)
+    return out.replace(f"[{kernel}]", "")
+
+
+def write_results(path: Path, records: list[Record], meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"meta": meta, "tests": [asdict(r) for r in records]}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def read_results(path: Path) -> tuple[dict, list[Record]]:
+    data = json.loads(path.read_text())
+    return data.get("meta", {}), [Record(**t) for t in data["tests"]]
+
+
+def append_history(path: Path, records: list[Record]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        for r in records:
+            if r.outcome != "skipped":
+                f.write(json.dumps({"nodeid": r.nodeid, "outcome": r.outcome, "when": r.when,
+                                    "kernel": r.kernel, "message": r.message[:300]}) + "\n")
+
+
+def flake_summary(path: Path) -> list[dict]:
+    """Per test: runs, fails, flaky, and the last failure, most troubled first."""
+    stats: dict[str, dict] = defaultdict(lambda: {"runs": 0, "fails": 0, "flaky": 0,
+                                                  "last_failure": None, "last_message": ""})
+    if not path.exists():
+        return []
+    for line in path.read_text().splitlines():
+        try:
+            h = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a killed run
+        s = stats[h["nodeid"]]
+        s["runs"] += 1
+        if h["outcome"] in ("failed", "error"):
+            s["fails"] += 1
+            s["last_failure"], s["last_message"] = h["when"], h.get("message", "")
+        elif h["outcome"] == "flaky":
+            s["flaky"] += 1
+    rows = [{"nodeid": k, **v} for k, v in stats.items()]
+    rows.sort(key=lambda r: (-(r["fails"] + r["flaky"]), r["nodeid"]))
+    return rows

@@ -1,0 +1,60 @@
+"""Results, flake history, the HTML matrix and the KCIDB export (validated by kcidb-io)."""
+
+import json
+
+import pytest
+
+from knit import report, results
+from knit.results import Record
+
+
+def rec(nodeid, kernel, outcome, **kw):
+    return Record(nodeid=nodeid, test=results.split_kernel(nodeid, kernel), kernel=kernel,
+                  outcome=outcome, duration=1.5, kernel_version=f"{kernel}-v", accel="tcg", **kw)
+
+
+RECORDS = [
+    rec("suites/mptcp/test_a.py::test_x[debian-6.1-4]", "debian-6.1", "passed"),
+    rec("suites/mptcp/test_a.py::test_x[debian-6.12-4]", "debian-6.12", "failed",
+        message="assert 3 == 4", artifacts="/tmp/art/x"),
+    rec("tests/vm/test_b.py::test_y[debian-6.12]", "debian-6.12", "flaky", attempts=2),
+    rec("tests/vm/test_b.py::test_y[debian-6.1]", "debian-6.1", "skipped",
+        message="CONFIG_TIPC not set in debian-6.1"),
+]
+
+
+def test_split_kernel_gives_one_row_per_test_whatever_the_kernel():
+    assert RECORDS[0].test == RECORDS[1].test == "suites/mptcp/test_a.py::test_x[4]"
+    assert RECORDS[2].test == "tests/vm/test_b.py::test_y"
+
+
+def test_matrix_html_has_every_cell_and_links(tmp_path):
+    out = report.html_report(RECORDS, tmp_path / "report.html")
+    page = out.read_text()
+    assert page.count("<tr>") == 2 + 2  # header, totals, two tests
+    assert "FLAKY ×2" in page and "FAILED" in page and "title='assert 3 == 4'" in page
+    assert "art/x'>artifacts</a>" in page
+
+
+def test_results_round_trip_and_flake_history(tmp_path):
+    results.write_results(tmp_path / "r.json", RECORDS, {"k": 1})
+    meta, back = results.read_results(tmp_path / "r.json")
+    assert meta == {"k": 1} and back == RECORDS
+    hist = tmp_path / "h.jsonl"
+    results.append_history(hist, RECORDS)
+    results.append_history(hist, [rec(RECORDS[1].nodeid, "debian-6.12", "passed")])
+    with open(hist, "a") as f:
+        f.write('{"nodeid": "cut sho')  # a run killed mid-write must not break the summary
+    rows = {r["nodeid"]: r for r in results.flake_summary(hist)}
+    assert rows[RECORDS[1].nodeid]["runs"] == 2 and rows[RECORDS[1].nodeid]["fails"] == 1
+    assert rows[RECORDS[2].nodeid]["flaky"] == 1
+    assert RECORDS[3].nodeid not in rows  # skips are not runs
+
+
+def test_kcidb_export_validates_against_the_kcidb_schema():
+    kcidb_io = pytest.importorskip("kcidb_io", reason="kcidb-io (PyPI) not installed")
+    data = report.kcidb(RECORDS)
+    kcidb_io.schema.LATEST.validate(json.loads(json.dumps(data)))
+    assert {t["status"] for t in data["tests"]} == {"PASS", "FAIL", "SKIP"}
+    assert data["tests"][0]["path"] == "knit.suites.mptcp.test_a.test_x.4"
+    assert len(data["builds"]) == 2
