@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Nightly: every suite (slow and nightly tests included) on each kernel of the matrix in
+# kernels/kernels.toml, one kernel at a time, then the kernel x test report.
+# Resumable: a kernel whose results.json exists is not run again (--fresh to redo all).
+# Usage: ci/nightly.sh [--fresh] [-- extra pytest args]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${KNIT_NIGHTLY_OUT:-artifacts/nightly}
+if [ "${1:-}" = "--fresh" ]; then rm -rf "$OUT"; shift; fi
+[ "${1:-}" = "--" ] && shift
+
+./bootstrap.sh || exit 1
+mapfile -t KERNELS < <(.venv/bin/python -c 'from knit import kernels
+print("\n".join(kernels.load_catalog()["matrix"]["nightly"]))')
+# Under TCG each worker is one emulated VM: more workers than cores only slows all of them.
+WORKERS=${KNIT_WORKERS:-$(nproc)}
+
+start=$(date +%s)
+rc=0
+for k in "${KERNELS[@]}"; do
+  dir="$OUT/$k"
+  if [ -f "$dir/results.json" ]; then echo "nightly: $k already done, skipping"; continue; fi
+  echo "nightly: $k"
+  .venv/bin/knit kernels fetch "$k" || { rc=1; continue; }
+  t0=$(date +%s)
+  .venv/bin/pytest -n "$WORKERS" --nightly --kernel "$k" --flake-retries 1 \
+      tests/unit tests/vm tests/faults suites \
+      --knit-artifacts "$dir" --junitxml "$dir/junit.xml" "$@"
+  r=$?
+  echo "nightly: $k pytest exit $r after $(( $(date +%s) - t0 ))s"
+  [ "$r" = 0 ] || rc=1
+done
+results=()
+for k in "${KERNELS[@]}"; do [ -f "$OUT/$k/results.json" ] && results+=("$OUT/$k/results.json"); done
+.venv/bin/knit report "${results[@]}" -o "$OUT/report.html" --kcidb "$OUT/kcidb.json"
+echo "nightly: done in $(( $(date +%s) - start ))s, report $OUT/report.html"
+exit "$rc"

@@ -1,0 +1,92 @@
+"""Real faults in real VMs: each case file runs in its own pytest session.
+
+For every fault the faulty test must fail or error with a one-line cause, the VM must be
+replaced, the test after it must pass, and the whole session must end by itself in time.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from knit import kernels
+
+CASES = Path(__file__).parent / "cases"
+ROOT = Path(__file__).resolve().parents[2]
+DEADLINE_S = 900  # one session: two TCG boots plus the fault; it must never hang
+
+
+def run_case(case: str, tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    cmd = [sys.executable, "-m", "pytest", str(CASES / case), "-p", "no:randomly", "-rA",
+           "-o", "python_files=case_*.py", "--knit-artifacts", str(tmp / "art"), *args]
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_S)
+    return p, time.monotonic() - t0
+
+
+def outcomes(out: str) -> dict[str, str]:
+    """test name -> PASSED/FAILED/ERROR from pytest's -rA short summary."""
+    found = {}
+    for m in re.finditer(r"^(PASSED|FAILED|ERROR) \S+::(\w+)(?:\[[^\]]*\])?", out, re.M):
+        found.setdefault(m.group(2), m.group(1))
+    return found
+
+
+def cause(out: str, test: str) -> str:
+    m = re.search(rf"^(?:FAILED|ERROR) \S+::{test}\S* - (.+)$", out, re.M)
+    return m.group(1) if m else ""
+
+
+@pytest.mark.parametrize("case, why", [
+    ("case_panic.py", r"guest channel closed|qemu exited"),
+    ("case_frozen_guest.py", r"did not answer"),
+    ("case_agent_stops.py", r"did not answer"),
+    ("case_qemu_killed.py", r"guest channel closed|VM is unusable"),
+    ("case_oom.py", r"kernel fault: .*(oom|Out of memory|Call Trace)"),
+])
+def test_vm_fault_is_survived(case, why, tmp_path):
+    p, took = run_case(case, tmp_path)
+    out = p.stdout + p.stderr
+    got = outcomes(out)
+    assert got.get("test_fault") in ("FAILED", "ERROR"), out[-3000:]
+    assert re.search(why, cause(out, "test_fault")), cause(out, "test_fault")
+    assert got.get("test_after") == "PASSED", out[-3000:]
+    assert "knit: replacing VM" in out or "VM is unusable" in out or "knit console tail" in out
+    assert took < DEADLINE_S
+
+
+def test_leftovers_are_caught_and_the_vm_replaced(tmp_path):
+    p, _ = run_case("case_leftovers.py", tmp_path)
+    out = p.stdout + p.stderr
+    got = outcomes(out)
+    assert got == {"test_fault_netns": "ERROR", "test_fault_sysctl": "ERROR",
+                   "test_after": "PASSED"} or (
+        got.get("test_after") == "PASSED" and list(got.values()).count("ERROR") == 2), out[-3000:]
+    assert "netns leaked left behind" in out
+    assert "sysctl net.ipv4.ip_forward changed: '0' -> '1'" in out
+
+
+def test_corrupt_image_and_a_kernel_that_never_boots(tmp_path):
+    good = kernels.ensure(kernels.default_kernel())
+    corrupt = tmp_path / "corrupt" / "bzImage"
+    corrupt.parent.mkdir()
+    corrupt.write_bytes(good.image.read_bytes()[:4096][::-1])
+    # A real kernel whose modules (virtio, 9p) cannot be found: it never mounts a root.
+    orphan = tmp_path / "orphan" / "bzImage"
+    orphan.parent.mkdir()
+    shutil.copy(good.image, orphan)
+    p, took = run_case("case_bad_kernels.py", tmp_path, "--kernel", f"path:{corrupt}",
+                       "--kernel", f"path:{orphan}", "--kernel", good.name)
+    out = p.stdout + p.stderr
+    assert re.search(r"ERROR \S+test_fault\[path:\S+corrupt\S*\] - .*is not a bzImage", out), \
+        out[-3000:]
+    assert re.search(r"(ERROR|FAILED) \S+test_fault\[path:\S+orphan\S*\] - .*did not reach "
+                     r"the agent", out), out[-3000:]
+    assert re.search(rf"PASSED \S+test_fault\[{re.escape(good.name)}\]", out), out[-3000:]
+    assert took < DEADLINE_S
