@@ -322,6 +322,54 @@ class Agent:
     def op_poll(self, handle: int) -> dict:
         return self.procs[handle].snapshot()
 
+    def op_pty(self, argv: list[str], ns: str | None = None, rows: int = 24,
+               cols: int = 80, port: str = "knit.1") -> dict:
+        """An interactive program on a pty, its bytes pumped to and from virtio port `port`.
+
+        The host learns that it ended from a 'pty_exit' event on this channel."""
+        import fcntl
+        import pty
+        import struct
+        import termios
+        dev = os.open(find_port(port), os.O_RDWR)
+        entry = ns_entry(ns)
+        pid, master = pty.fork()
+        if pid == 0:
+            try:
+                if entry:
+                    entry()
+                os.execvp(argv[0], argv)
+            finally:
+                os._exit(127)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        threading.Thread(target=self._pump_pty, args=(pid, master, dev), daemon=True).start()
+        return {"pid": pid}
+
+    def _pump_pty(self, pid: int, master: int, dev: int) -> None:
+        import select
+        try:
+            while True:
+                ready, _, _ = select.select([master, dev], [], [], 0.2)
+                if master in ready:
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:  # EIO: the program exited
+                        break
+                    if not data:
+                        break
+                    os.write(dev, data)
+                if dev in ready:
+                    data = os.read(dev, 65536)  # 0 while the host end is away: just wait
+                    if data:
+                        os.write(master, data)
+                    else:
+                        time.sleep(0.05)
+        finally:
+            _, status = os.waitpid(pid, 0)
+            os.close(master)
+            os.close(dev)
+            self.send({"event": "pty_exit", "pid": pid, "status": status})
+
     def op_kmsg(self, after: int = -1) -> dict:
         return read_kmsg(after)
 

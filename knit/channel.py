@@ -72,6 +72,14 @@ class Channel:
             self.closed = self.closed or "guest channel closed"
             self.cond.notify_all()
 
+    def find_event(self, name: str, **match: object) -> dict | None:
+        """A received event of that name whose fields match, without waiting."""
+        with self.cond:
+            for ev in self.events:
+                if ev.get("event") == name and all(ev.get(k) == v for k, v in match.items()):
+                    return ev
+        return None
+
     def wait_event(self, name: str, timeout: float) -> dict:
         deadline = time.monotonic() + timeout
         with self.cond:

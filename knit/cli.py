@@ -1,4 +1,4 @@
-"""The `knit` command: kernels, bench, flakes, report."""
+"""The `knit` command: kernels, shell, bench, flakes, report."""
 
 from __future__ import annotations
 
@@ -71,6 +71,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shell(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from knit import accel, shell
+    from knit.vm import VM, VMConfig
+
+    topo = shell.load_topology(args.topology) if args.topology else None
+    k = kernels.ensure(args.kernel or kernels.default_kernel())
+    acc = args.accel or accel.choose(k.image)
+    with tempfile.TemporaryDirectory(prefix="knit-shell-") as tmp:
+        vm = VM(VMConfig(kernel=k, accel=acc, workdir=Path(tmp), cpus=args.cpus))
+        print(f"knit: booting {k.name} ({k.version}) under {acc.upper()}...", file=sys.stderr)
+        try:
+            vm.boot()
+            print(f"knit: ready in {vm.boot_s:.0f}s; console log {vm.console}", file=sys.stderr)
+            if topo:
+                vm.call("knit.guest.netns:build", topology=topo.to_dict())
+                nodes = ", ".join(topo.names)
+                print(f"knit: topology built, nodes {nodes}; enter one with "
+                      "'ip netns exec NODE bash' or start with --ns NODE", file=sys.stderr)
+            print("knit: exit the shell to stop the VM", file=sys.stderr)
+            return shell.interactive(vm, ns=args.ns)
+        finally:
+            vm.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="knit", description="kernel networking test harness")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -84,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--rounds", type=int, default=2)
     b.add_argument("--json", action="store_true", help="progress to stderr, one JSON line last")
     b.set_defaults(func=cmd_bench)
+    sh = sub.add_parser("shell", help="interactive shell in a VM, optionally with a topology")
+    sh.add_argument("--kernel")
+    sh.add_argument("--topology", help="FILE.py:NAME or package.module:NAME, e.g. "
+                                       "knit.topology:pair")
+    sh.add_argument("--ns", help="start the shell inside this node (netns)")
+    sh.add_argument("--accel", choices=["kvm", "tcg"])
+    sh.add_argument("--cpus", type=int, default=2)
+    sh.set_defaults(func=cmd_shell)
     f = sub.add_parser("flakes", help="per-test runs, fails and flaky passes from the history")
     f.add_argument("--history", default="artifacts/history.jsonl")
     f.set_defaults(func=cmd_flakes)

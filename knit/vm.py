@@ -77,6 +77,7 @@ class VM:
         # AF_UNIX paths are limited to 108 bytes: keep the socket in a short temp dir.
         self._sockdir = Path(tempfile.mkdtemp(prefix="knit-"))
         self.sock = self._sockdir / "chan.sock"
+        self.shell_sock = self._sockdir / "shell.sock"
         self.console = cfg.workdir / f"console-{self.boot_id}.log"
 
     # -- properties ---------------------------------------------------------------------
@@ -116,7 +117,8 @@ class VM:
                  self.cfg.python, "-S", "-m", "knit.agent"]
         spec = vngcmd.VngSpec(image=self.cfg.kernel.image, command=agent, accel=self.cfg.accel,
                               cpus=self.cfg.cpus, memory=self.cfg.memory,
-                              rwdirs=self.cfg.rwdirs, chardev_socket=self.sock, cwd=ROOT,
+                              rwdirs=self.cfg.rwdirs, chardev_socket=self.sock,
+                              shell_socket=self.shell_sock, cwd=ROOT,
                               gdb_port=self.cfg.gdb_port)
         return vngcmd.build(spec)
 

@@ -17,6 +17,7 @@ class VngSpec:
     rwdirs: tuple[Path, ...] = ()
     chardev_socket: Path | None = None   # knit's virtio-serial channel
     port_name: str = "knit.0"
+    shell_socket: Path | None = None     # raw bytes of an interactive shell (knit shell)
     cwd: Path | None = None
     append: tuple[str, ...] = ()
     gdb_port: int | None = None
@@ -45,6 +46,9 @@ def build(spec: VngSpec) -> list[str]:
     if spec.chardev_socket:
         qemu += ["-chardev", f"socket,id=knit0,path={spec.chardev_socket},server=on,wait=off",
                  "-device", f"virtserialport,chardev=knit0,name={spec.port_name}"]
+    if spec.shell_socket:
+        qemu += ["-chardev", f"socket,id=knit1,path={spec.shell_socket},server=on,wait=off",
+                 "-device", "virtserialport,chardev=knit1,name=knit.1"]
     if spec.gdb_port:
         qemu += ["-gdb", f"tcp:127.0.0.1:{spec.gdb_port}"]
     if qemu:
