@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,32 +32,33 @@ def run(kernel: str, rounds: int = 2, calls: int = 30, log=print) -> dict:
     acc = accel.choose(k.image)
     env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
     plain, boots = [], []
-    with tempfile.TemporaryDirectory(prefix="knit-bench-") as tmp:
-        vm = None
-        for i in range(rounds):  # interleaved, so drift hits both sides alike
-            plain.append(plain_vng_boot(k, acc, env))
-            log(f"round {i + 1}: plain vng -- true {plain[-1]:.1f}s")
-            if vm:
-                vm.stop()
-            vm = knit_boot(k, acc, Path(tmp))
-            boots.append(vm.boot_s)
-            agent_s = vm.ready["uptime"] - vm.ready["proc_start"]
-            log(f"round {i + 1}: knit boot-to-ready {boots[-1]:.1f}s (guest uptime "
-                f"{vm.ready['uptime']:.1f}s, agent start-up {agent_s:.1f}s of it)")
-        warm = vm.wait_warm()
-        log(f"agent warm (scapy, pyroute2 imported) after {warm['seconds']}s more")
+    workdir = Path("artifacts") / "bench"  # console logs stay for a failed boot
+    workdir.mkdir(parents=True, exist_ok=True)
+    vm = None
+    for i in range(rounds):  # interleaved, so drift hits both sides alike
+        plain.append(plain_vng_boot(k, acc, env))
+        log(f"round {i + 1}: plain vng -- true {plain[-1]:.1f}s")
+        if vm:
+            vm.stop()
+        vm = knit_boot(k, acc, workdir)
+        boots.append(vm.boot_s)
+        agent_s = vm.ready["uptime"] - vm.ready["proc_start"]
+        log(f"round {i + 1}: knit boot-to-ready {boots[-1]:.1f}s (guest uptime "
+            f"{vm.ready['uptime']:.1f}s, agent start-up {agent_s:.1f}s of it)")
+    warm = vm.wait_warm()
+    log(f"agent warm (scapy, pyroute2 imported) after {warm['seconds']}s more")
+    vm.run(["true"])
+    rts = []
+    for _ in range(calls):
+        t0 = time.monotonic()
         vm.run(["true"])
-        rts = []
-        for _ in range(calls):
-            t0 = time.monotonic()
-            vm.run(["true"])
-            rts.append(time.monotonic() - t0)
-        call_rts = []
-        for _ in range(calls // 3):
-            t0 = time.monotonic()
-            vm.call("os:getpid")
-            call_rts.append(time.monotonic() - t0)
-        vm.stop()
+        rts.append(time.monotonic() - t0)
+    call_rts = []
+    for _ in range(calls // 3):
+        t0 = time.monotonic()
+        vm.call("os:getpid")
+        call_rts.append(time.monotonic() - t0)
+    vm.stop()
     boot_s, plain_s = statistics.median(boots), statistics.median(plain)
     rt_ms = statistics.median(rts) * 1000
     return {

@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KnitError as e:
         print(f"knit: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        tail = getattr(e, "console_tail", "")
+        if tail:
+            print(f"--- console tail ---\n{tail}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

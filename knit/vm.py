@@ -51,6 +51,16 @@ class VMConfig:
     gdb_port: int | None = None
 
 
+def precompile() -> None:
+    """Byte-compile the checkout's guest-side code on the host. The guest reads it over
+    9p and must not write .pyc files; compiling the agent from source under TCG costs
+    seconds of every boot."""
+    import compileall
+    for d in ("knit", "fixtures", "bpf"):
+        if (ROOT / d).is_dir():
+            compileall.compile_dir(ROOT / d, quiet=2, workers=1)
+
+
 def console_tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -138,6 +148,7 @@ class VM:
 
     def _boot_once(self) -> None:
         self.cfg.workdir.mkdir(parents=True, exist_ok=True)
+        precompile()
         if self.sock.exists():
             self.sock.unlink()
         venv_bin = str(Path(self.cfg.python).parent)
