@@ -163,6 +163,7 @@ class Agent:
         self.warm = threading.Event()
         self.warm_error: str | None = None
         self.procs: dict[int, Proc] = {}
+        self.keep = False  # --keep-vm: outlive the host, wait for 'knit attach'
         self.next_handle = 1
 
     # -- wire ---------------------------------------------------------------
@@ -184,7 +185,7 @@ class Agent:
                 # away (pytest killed), exit: vng then powers the guest off, so no VM
                 # outlives its harness.
                 gone_since = gone_since or time.monotonic()
-                if time.monotonic() - gone_since > HOST_GONE_S:
+                if not self.keep and time.monotonic() - gone_since > HOST_GONE_S:
                     print("knit agent: host gone, powering off", file=sys.stderr)
                     os._exit(3)
                 time.sleep(0.05)
@@ -230,6 +231,14 @@ class Agent:
                        "traceback": traceback.format_exc()})
 
     # -- operations ---------------------------------------------------------
+    def op_keep(self) -> dict:
+        self.keep = True
+        return {"keep": True}
+
+    def op_poweroff(self) -> dict:
+        threading.Timer(0.5, lambda: os._exit(0)).start()  # vng powers the guest off
+        return {"poweroff": True}
+
     def op_ping(self) -> dict:
         return {"pid": os.getpid(), "warm": self.warm.is_set()}
 

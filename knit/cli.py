@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -97,6 +98,31 @@ def cmd_shell(args: argparse.Namespace) -> int:
             vm.stop()
 
 
+def cmd_attach(args: argparse.Namespace) -> int:
+    from knit import shell
+    from knit.vm import VM, VMConfig
+
+    d = Path(args.dir)
+    try:
+        meta = json.loads((d / "vm.json").read_text())
+    except OSError as e:
+        raise KnitError(f"{d} is not a kept knit VM (no vm.json): start one with "
+                        "pytest --keep-vm") from e
+    k = kernels.Kernel(name=meta["kernel"], version=meta["version"], image=Path(meta["image"]))
+    vm = VM.attach(d, VMConfig(kernel=k, accel=meta["accel"], workdir=d))
+    if args.stop:
+        vm.request("poweroff", 10)
+        shutil.rmtree(d, ignore_errors=True)
+        print(f"knit: {meta['kernel']} VM powered off", file=sys.stderr)
+        return 0
+    print(f"knit: attached to {meta['kernel']} ({meta['version']}); console {meta['console']};"
+          f" 'knit attach {d} --stop' powers it off", file=sys.stderr)
+    try:
+        return shell.interactive(vm, ns=args.ns)
+    finally:
+        vm.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="knit", description="kernel networking test harness")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -118,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     sh.add_argument("--accel", choices=["kvm", "tcg"])
     sh.add_argument("--cpus", type=int, default=2)
     sh.set_defaults(func=cmd_shell)
+    at = sub.add_parser("attach", help="a shell in a VM kept by pytest --keep-vm")
+    at.add_argument("dir", help="the folder pytest printed")
+    at.add_argument("--ns", help="start the shell inside this node (netns)")
+    at.add_argument("--stop", action="store_true", help="power the kept VM off instead")
+    at.set_defaults(func=cmd_attach)
     f = sub.add_parser("flakes", help="per-test runs, fails and flaky passes from the history")
     f.add_argument("--history", default="artifacts/history.jsonl")
     f.set_defaults(func=cmd_flakes)

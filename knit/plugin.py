@@ -39,6 +39,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="force the accelerator (default: probe KVM once, else TCG)")
     g.addoption("--nightly", action="store_true",
                 help="also run tests marked slow or nightly (CI leaves them out)")
+    g.addoption("--keep-vm", action="store_true",
+                help="leave the VM of a failed test running (topology included) and print "
+                     "how to attach to it")
+    g.addoption("--gdb", action="store_true",
+                help="start qemu's gdb stub in each VM (boots with nokaslr) and print the gdb "
+                     "command; use with -n 0")
     g.addoption("--vm-cpus", type=int, default=2)
     g.addoption("--vm-memory", default="1G")
 
@@ -93,7 +99,7 @@ def knit_pool(request: pytest.FixtureRequest) -> Iterator[VMPool]:
     art.mkdir(parents=True, exist_ok=True)
     pool = VMPool(workdir=art / "vms" / worker, rwdirs=(art, kernels.cache_dir()),
                   accel_name=cfg.getoption("accel"), cpus=cfg.getoption("vm_cpus"),
-                  memory=cfg.getoption("vm_memory"))
+                  memory=cfg.getoption("vm_memory"), gdb=cfg.getoption("gdb"))
     yield pool
     pool.close()
 
@@ -244,6 +250,10 @@ def _on_failure(item: pytest.Item, call: pytest.CallInfo, rep: pytest.TestReport
     reason = str(call.excinfo.value).splitlines()[0] if call.excinfo else "failed"
     artifacts.collect(machine, dest, item.stash.get(NODES_KEY, []), f"{rep.when}: {reason}")
     rep.sections.append(("knit artifacts", str(dest)))
+    if item.config.getoption("keep_vm") and not machine.dirty:
+        hint = machine.keep()
+        machine.dirty = "kept for debugging"  # later tests get a fresh VM
+        rep.sections.append(("knit keep-vm", f"VM left running with its topology: {hint}"))
 
 
 FAILED_KEY = pytest.StashKey[bool]()

@@ -21,6 +21,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--flake-retries", type=int, default=0, metavar="N",
                 help="rerun a failed test up to N times, each in a fresh VM; a pass on a "
                      "retry is reported as FLAKY")
+    g.addoption("--until-fail", type=int, default=0, metavar="N",
+                help="run each selected test up to N times, stopping at the first failure")
     g.addoption("--knit-results", default=None, metavar="PATH",
                 help="JSON results file (default: <artifacts>/results.json)")
     g.addoption("--knit-history", default=None, metavar="PATH",
@@ -37,6 +39,8 @@ def _path(config: pytest.Config, opt: str, default: str) -> Path:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    if item.config.getoption("until_fail") > 0:
+        return _until_fail(item, nextitem)
     retries = item.config.getoption("flake_retries")
     if retries <= 0:
         return None
@@ -56,6 +60,25 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             r.knit_flaky = True  # type: ignore[attr-defined]
         item.ihook.pytest_runtest_logreport(report=r)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def _until_fail(item: pytest.Item, nextitem: pytest.Item | None) -> bool:
+    n = item.config.getoption("until_fail")
+    for i in range(1, n + 1):
+        if i > 1:
+            item._initrequest()  # type: ignore[attr-defined]
+        item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        reports = runtestprotocol(item, nextitem=nextitem if i == n else item, log=False)
+        failed = any(r.failed for r in reports)
+        for r in reports:
+            r.user_properties.append(("iteration", i))
+            item.ihook.pytest_runtest_logreport(report=r)
+        item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        if failed:
+            # pytest's own session finish tears down what the early stop left set up.
+            item.session.shouldstop = f"--until-fail: {item.nodeid} failed on run {i} of {n}"
+            break
     return True
 
 
@@ -157,6 +180,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
+    for rep in terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", []):
+        for title, content in getattr(rep, "sections", []):
+            if title == "knit keep-vm":
+                terminalreporter.write_line(f"KEPT {rep.nodeid}: {content}", bold=True)
     flaky = [r for r in config.stash[COLLECTOR].by_id.values() if r.outcome == "flaky"]
     for r in flaky:
         terminalreporter.write_line(f"FLAKY {r.nodeid} (passed on attempt {r.attempts})",

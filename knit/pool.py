@@ -3,6 +3,7 @@ when dirty. Scheduling lives here; VM lifecycle lives in knit.vm."""
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -12,13 +13,26 @@ from knit.kernels import Kernel
 from knit.vm import VM, VMConfig
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gdb_hint(vm: VM) -> str:
+    v = vm.cfg.kernel.version
+    return (f"gdb stub of {vm.cfg.kernel.name} at 127.0.0.1:{vm.cfg.gdb_port}: "
+            f"gdb -ex 'target remote 127.0.0.1:{vm.cfg.gdb_port}' /usr/lib/debug/boot/vmlinux-{v}"
+            f"  (symbols: apt-get download linux-image-{v}-dbg && dpkg-deb -x it /)")
+
+
 class VMPool:
     def __init__(self, workdir: Path, rwdirs: tuple[Path, ...], accel_name: str | None = None,
-                 cpus: int = 2, memory: str = "1G") -> None:
+                 cpus: int = 2, memory: str = "1G", gdb: bool = False) -> None:
         self.workdir = workdir
         self.rwdirs = rwdirs
         self.accel_name = accel_name
-        self.cpus, self.memory = cpus, memory
+        self.cpus, self.memory, self.gdb = cpus, memory, gdb
         self.kernels: dict[str, Kernel] = {}
         self.vms: dict[str, VM] = {}
         self.broken: dict[str, BootError] = {}
@@ -50,7 +64,8 @@ class VMPool:
         if vm is None:
             k = self.kernel(name)
             vm = VM(VMConfig(kernel=k, accel=self.accel(k), workdir=self.workdir,
-                             rwdirs=self.rwdirs, cpus=self.cpus, memory=self.memory))
+                             rwdirs=self.rwdirs, cpus=self.cpus, memory=self.memory,
+                             gdb_port=free_port() if self.gdb else None))
             try:
                 vm.boot()
             except BootError as e:
@@ -59,6 +74,9 @@ class VMPool:
             self.boots.append({"kernel": name, "boot_s": round(vm.boot_s or 0, 2),
                                "accel": vm.cfg.accel})
             self.vms[name] = vm
+            if vm.cfg.gdb_port:
+                # Straight to the terminal: pytest captures fixture output.
+                print(f"\nknit: {gdb_hint(vm)}", file=sys.__stderr__)
             self.kmsg_seq[name], _ = vm.kmsg()
             self.baseline[name] = vm.state()
         return vm

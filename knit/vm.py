@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -86,6 +87,7 @@ class VM:
         self.boot_id = uuid.uuid4().hex[:8]
         # AF_UNIX paths are limited to 108 bytes: keep the socket in a short temp dir.
         self._sockdir = Path(tempfile.mkdtemp(prefix="knit-"))
+        self.kept = False
         self.sock = self._sockdir / "chan.sock"
         self.shell_sock = self._sockdir / "shell.sock"
         self.console = cfg.workdir / f"console-{self.boot_id}.log"
@@ -101,6 +103,8 @@ class VM:
 
     @property
     def alive(self) -> bool:
+        if self.kept and self.proc is None:  # attached: we did not start it
+            return not self.dirty and not (self.chan and self.chan.closed)
         return self.proc is not None and self.proc.poll() is None and not self.dirty
 
     def console_tail(self, lines: int = 40) -> str:
@@ -176,7 +180,32 @@ class VM:
         """Block until the agent has imported scapy and pyroute2 (once per boot)."""
         return self._guard(lambda: self.chan.wait_event("warm", WARM_TIMEOUT[self.cfg.accel]))
 
+    def keep(self) -> str:
+        """Leave the VM running after this process exits; returns how to attach."""
+        self.request("keep", self.t(10))
+        self.kept = True
+        meta = {"kernel": self.cfg.kernel.name, "version": self.cfg.kernel.version,
+                "image": str(self.cfg.kernel.image), "accel": self.cfg.accel,
+                "console": str(self.console), "qemu_pid": self.qemu_pid()}
+        (self._sockdir / "vm.json").write_text(json.dumps(meta) + "\n")
+        return f"knit attach {self._sockdir}"
+
+    @classmethod
+    def attach(cls, sockdir: Path, cfg: VMConfig) -> VM:
+        """Connect to a VM left running with keep()."""
+        vm = cls(cfg)
+        shutil.rmtree(vm._sockdir, ignore_errors=True)
+        vm._sockdir, vm.sock, vm.shell_sock = sockdir, sockdir / "chan.sock", sockdir / "shell.sock"
+        vm.kept = True
+        vm.chan = Channel.connect(str(vm.sock), time.monotonic() + 10, lambda: True)
+        vm.ready = vm.request("ping", 10)
+        return vm
+
     def stop(self) -> None:
+        if self.kept:
+            if self.chan:
+                self.chan.close("detached; the VM keeps running")
+            return
         if self.chan:
             self.chan.close()
         if self.proc and self.proc.poll() is None:

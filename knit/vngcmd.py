@@ -40,6 +40,8 @@ def build(spec: VngSpec) -> list[str]:
     appends = list(spec.append)
     if spec.verbose and spec.console_loglevel is not None:
         appends.append(f"loglevel={spec.console_loglevel}")
+    if spec.gdb_port:
+        appends.append("nokaslr")  # so vmlinux's symbols match the running kernel
     for a in appends:
         argv.append(f"--append={a}")
     qemu = list(spec.extra_qemu)

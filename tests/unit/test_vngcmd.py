@@ -18,3 +18,9 @@ def test_tcg_spec_with_channel_and_rwdir():
 
 def test_kvm_spec_does_not_disable_kvm():
     assert "--disable-kvm" not in build(VngSpec(image=Path("/k"), command=["true"], accel="kvm"))
+
+
+def test_gdb_spec_opens_the_stub_on_loopback_and_disables_kaslr():
+    argv = build(VngSpec(image=Path("/k"), command=["true"], gdb_port=1234))
+    assert "--append=nokaslr" in argv
+    assert "-gdb tcp:127.0.0.1:1234" in next(a for a in argv if a.startswith("--qemu-opts="))
