@@ -87,7 +87,8 @@ def _decode(b: bytes) -> str:
 class Proc:
     """A background process whose output is collected as it arrives."""
 
-    def __init__(self, argv: list[str] | str, ns: str | None, env: dict | None) -> None:
+    def __init__(self, argv: list[str] | str, ns: str | None, env: dict | None,
+                 cwd: str | None = None) -> None:
         import subprocess
         shell = isinstance(argv, str)
         self.p = subprocess.Popen(
@@ -97,7 +98,7 @@ class Proc:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, **(env or {})},
-            preexec_fn=ns_entry(ns),
+            preexec_fn=ns_entry(ns), cwd=cwd,
             start_new_session=True,
         )
         self.out = bytearray()
@@ -243,9 +244,10 @@ class Agent:
         return {"pid": os.getpid(), "warm": self.warm.is_set()}
 
     def op_run(self, argv: list[str] | str, ns: str | None = None, timeout: float = 60,
-               input: str | None = None, env: dict | None = None) -> dict:
+               input: str | None = None, env: dict | None = None,
+               cwd: str | None = None) -> dict:
         try:
-            return self._run(argv, ns, timeout, input, env)
+            return self._run(argv, ns, timeout, input, env, cwd)
         except FileNotFoundError:
             prog = argv if isinstance(argv, str) else argv[0]
             return {"rc": 127, "stdout": "", "timed_out": False,
@@ -253,14 +255,14 @@ class Agent:
                               "install its Debian package on the host)\n"}
 
     def _run(self, argv: list[str] | str, ns: str | None, timeout: float,
-             input: str | None, env: dict | None) -> dict:
+             input: str | None, env: dict | None, cwd: str | None) -> dict:
         import subprocess
         p = subprocess.Popen(
             argv, shell=isinstance(argv, str),
             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={**os.environ, **env} if env else None,
-            preexec_fn=ns_entry(ns),
+            preexec_fn=ns_entry(ns), cwd=cwd,
             start_new_session=True,
         )
         try:
@@ -318,8 +320,8 @@ class Agent:
         return res["result"]
 
     def op_spawn(self, argv: list[str] | str, ns: str | None = None,
-                 env: dict | None = None) -> dict:
-        proc = Proc(argv, ns, env)
+                 env: dict | None = None, cwd: str | None = None) -> dict:
+        proc = Proc(argv, ns, env, cwd)
         handle = self.next_handle
         self.next_handle += 1
         self.procs[handle] = proc

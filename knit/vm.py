@@ -238,11 +238,13 @@ class VM:
         return self._guard(lambda: self.chan.request(op, wait + self.t(10), **args))
 
     def run(self, cmd: list[str] | str, ns: str | None = None, timeout: float | None = None,
-            check: bool = True, input: str | None = None, env: dict | None = None) -> Result:
+            check: bool = True, input: str | None = None, env: dict | None = None,
+            cwd: str | None = None) -> Result:
         """Run argv (no shell) or a shell string in the guest, in netns `ns`."""
         timeout = timeout if timeout is not None else self.t(30)
+        extra = {"cwd": cwd} if cwd else {}  # only when set: older agents lack it
         r = Result(**self.request("run", timeout, argv=cmd, ns=ns, timeout=timeout,
-                                  input=input, env=env))
+                                  input=input, env=env, **extra))
         if check and not r.ok:
             raise CmdFailed(cmd, r.rc if not r.timed_out else f"timeout after {timeout}s",
                             r.stdout, r.stderr, ns)
@@ -258,10 +260,12 @@ class VM:
     @contextmanager
     def spawn(self, cmd: list[str] | str, ns: str | None = None, ready: str | None = None,
               ready_timeout: float | None = None, stop_signal: int = signal.SIGINT,
-              stop_timeout: float | None = None, env: dict | None = None) -> Iterator[Spawned]:
+              stop_timeout: float | None = None, env: dict | None = None,
+              cwd: str | None = None) -> Iterator[Spawned]:
         """A background guest process: wait for `ready` (a regex on its output), stop it
         with `stop_signal` on exit, and leave its output in the yielded object."""
-        h = self.request("spawn", self.t(10), argv=cmd, ns=ns, env=env)
+        extra = {"cwd": cwd} if cwd else {}
+        h = self.request("spawn", self.t(10), argv=cmd, ns=ns, env=env, **extra)
         sp = Spawned(self, h["handle"], h["pid"], cmd)
         try:
             if ready:

@@ -13,6 +13,7 @@ def test_boot_run_and_call(vm, knit_kernel):
         vm.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
     assert (e.value.rc, e.value.stdout, e.value.stderr) == (3, "out\n", "err\n")
     assert vm.run(["false"], check=False).rc == 1
+    assert vm.run(["pwd"], cwd="/proc").stdout == "/proc\n"
 
 
 def test_spawn_waits_for_ready_and_stops_with_sigint(vm):
