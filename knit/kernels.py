@@ -186,7 +186,7 @@ def is_cached(k: Kernel) -> bool:
 
 
 @contextmanager
-def _locked(path: Path):
+def locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -211,7 +211,7 @@ def fetch(name: str, force: bool = False,
     if name.startswith("path:"):
         return k
     kd = kernel_dir(k.version)
-    with _locked(cache_dir() / "kernels" / f".{k.version}.lock"):
+    with locked(cache_dir() / "kernels" / f".{k.version}.lock"):
         if is_cached(k) and not force:
             progress(f"{name}: {k.version} already cached in {kd}")
             k.load_config()
@@ -222,11 +222,11 @@ def fetch(name: str, force: bool = False,
         with tempfile.TemporaryDirectory(dir=kd) as tmp:
             for i, pkg in enumerate(pkgs, 1):
                 progress(f"{name}: [{i}/{len(pkgs)}] downloading {pkg}")
-                _run(["apt-get", "download", "-q", pkg], cwd=tmp,
+                run_tool(["apt-get", "download", "-q", pkg], cwd=tmp,
                      fix=f"check that {pkg} exists ('apt-cache policy {pkg}') and apt works")
             for i, deb in enumerate(sorted(Path(tmp).glob("*.deb")), 1):
                 progress(f"{name}: [{i}/{len(pkgs)}] extracting {deb.name}")
-                _run(["dpkg-deb", "-x", str(deb), str(kd / "root")],
+                run_tool(["dpkg-deb", "-x", str(deb), str(kd / "root")],
                      fix="the download is corrupt: run 'knit kernels fetch NAME --force'")
         check_image(k.image)
         moddir = kd / "root" / "lib" / "modules" / k.version
@@ -235,7 +235,7 @@ def fetch(name: str, force: bool = False,
             build.unlink()
         build.symlink_to(k.headers)  # guest tools (bcc, kbuild) find headers through it
         progress(f"{name}: depmod {k.version}")
-        _run(["depmod", "-a", "-b", str(kd / "root"), k.version], fix="install kmod")
+        run_tool(["depmod", "-a", "-b", str(kd / "root"), k.version], fix="install kmod")
         (kd / "complete").write_text(json.dumps({"name": name, "version": k.version,
                                                  "packages": pkgs}) + "\n")
         progress(f"{name}: {k.version} ready in {kd}")
@@ -252,7 +252,7 @@ def ensure(name: str) -> Kernel:
     return k
 
 
-def _run(argv: list[str], fix: str, cwd: str | None = None) -> None:
+def run_tool(argv: list[str], fix: str, cwd: str | None = None) -> None:
     try:
         p = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=1800)
     except FileNotFoundError as e:

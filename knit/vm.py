@@ -152,6 +152,7 @@ class VM:
 
     def _boot_once(self) -> None:
         self.cfg.workdir.mkdir(parents=True, exist_ok=True)
+        self._sockdir.mkdir(exist_ok=True)  # stop() after a failed attempt removed it
         precompile()
         if self.sock.exists():
             self.sock.unlink()

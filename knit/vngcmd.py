@@ -45,6 +45,11 @@ def build(spec: VngSpec) -> list[str]:
     for a in appends:
         argv.append(f"--append={a}")
     qemu = list(spec.extra_qemu)
+    if spec.accel == "tcg":
+        # Multi-threaded TCG raced with the kernel's int3 text patching under host load
+        # ("Oops: int3" in run_timer_softirq at boot, seen in CI). One TCG thread runs all
+        # vCPUs, so patching is coherent; with -n 2 on 2 cores it costs little.
+        qemu += ["-accel", "tcg,thread=single"]
     if spec.chardev_socket:
         qemu += ["-chardev", f"socket,id=knit0,path={spec.chardev_socket},server=on,wait=off",
                  "-device", f"virtserialport,chardev=knit0,name={spec.port_name}"]

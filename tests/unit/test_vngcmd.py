@@ -24,3 +24,9 @@ def test_gdb_spec_opens_the_stub_on_loopback_and_disables_kaslr():
     argv = build(VngSpec(image=Path("/k"), command=["true"], gdb_port=1234))
     assert "--append=nokaslr" in argv
     assert "-gdb tcp:127.0.0.1:1234" in next(a for a in argv if a.startswith("--qemu-opts="))
+
+
+def test_tcg_runs_single_threaded():
+    qemu = next(a for a in build(VngSpec(image=Path("/k"), command=["true"], accel="tcg"))
+                if a.startswith("--qemu-opts="))
+    assert "-accel tcg,thread=single" in qemu
