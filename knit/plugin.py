@@ -62,12 +62,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out slow/nightly tests unless --nightly or an explicit -m asks for them."""
+    """Leave out `slow` tests unless --nightly or -m asks for them, and `nightly` ones when
+    pytest runs its default testpaths (what CI runs); a path named explicitly runs them."""
     if config.getoption("nightly") or config.getoption("markexpr"):
         return
+    default_run = config.args_source == pytest.Config.ArgsSource.TESTPATHS
     keep, drop = [], []
     for item in items:
-        heavy = item.get_closest_marker("slow") or item.get_closest_marker("nightly")
+        heavy = item.get_closest_marker("slow") or (
+            default_run and item.get_closest_marker("nightly"))
         (drop if heavy else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

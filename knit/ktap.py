@@ -1,0 +1,45 @@
+"""(K)TAP results of kselftest scripts: 'ok N - name', 'not ok N - name', '# SKIP'."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+LINE = re.compile(r"^\s*(not ok|ok) (\d+)(?: - ([^#]*?))?\s*(?:#\s*(.*))?$")
+
+
+@dataclass(frozen=True)
+class Case:
+    number: int
+    name: str
+    outcome: str       # passed | failed | skipped | flaky (mptcp_lib's '# IGNORE Flaky')
+    directive: str = ""
+
+
+def parse(text: str) -> list[Case]:
+    """Every TAP result line in `text`; other output is ignored."""
+    cases = []
+    for line in text.splitlines():
+        m = LINE.match(line)
+        if not m:
+            continue
+        status, num, name, directive = m.group(1), int(m.group(2)), m.group(3) or "", \
+            (m.group(4) or "").strip()
+        if status == "not ok":
+            outcome = "failed"
+        elif re.search(r"\bSKIP\b", directive, re.I) or re.search(r"#\s*SKIP\b", line):
+            outcome = "skipped"
+        elif "IGNORE" in line:
+            outcome = "flaky"
+        else:
+            outcome = "passed"
+        cases.append(Case(num, name.strip(), outcome, directive))
+    return cases
+
+
+def join_groups(script: str) -> dict[str, str]:
+    """mptcp_join.sh's test groups, option -> name, read from its all_tests_sorted array."""
+    block = re.search(r"all_tests_sorted=\((.*?)\)", script, re.S)
+    if not block:
+        return {}
+    return dict(re.findall(r"(\S)@(\w+?)_tests", block.group(1)))

@@ -1,0 +1,143 @@
+"""Upstream kernel selftests matching a kernel: fetch the source, build, find the scripts.
+
+Debian kernels take their selftests from the linux-source-<series> package of the same
+version. The build (kernel headers plus the C helpers of a target such as net/mptcp) runs
+on the host and is cached by (source version, target) under $KNIT_CACHE/selftests.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from knit import kernels
+from knit.errors import KnitError
+
+# mptcp_join.sh's test groups, by option (from its usage text).
+MPTCP_JOIN_GROUPS = {
+    "f": "subflows", "e": "subflows_error", "s": "signal_address", "l": "link_failure",
+    "t": "add_addr_timeout", "r": "remove", "a": "add", "6": "ipv6", "4": "v4mapped",
+    "M": "mixed", "b": "backup", "p": "add_addr_ports", "k": "syncookies", "S": "checksum",
+    "d": "deny_join_id0", "m": "fullmesh", "z": "fastclose", "F": "fail", "u": "userspace",
+    "I": "endpoint",
+}
+
+
+class SelftestError(KnitError):
+    pass
+
+
+@dataclass(frozen=True)
+class Tree:
+    source_version: str
+    root: Path            # the extracted kernel source tree
+
+    def target_dir(self, target: str) -> Path:
+        return self.root / "tools" / "testing" / "selftests" / target
+
+    def scripts(self, target: str) -> list[str]:
+        return sorted(p.name for p in self.target_dir(target).glob("*.sh")
+                      if not p.name.endswith("_lib.sh") and p.name != "settings")
+
+    def timeout(self, target: str) -> int:
+        """The target's kselftest timeout (its `settings` file; 45 s is kselftest's default)."""
+        settings = self.target_dir(target) / "settings"
+        if settings.exists():
+            m = re.search(r"^timeout=(\d+)", settings.read_text(), re.M)
+            if m:
+                return int(m.group(1))
+        return 45
+
+
+def source_package(k: kernels.Kernel) -> tuple[str, str]:
+    """(package, version) of the linux-source matching a Debian kernel exactly."""
+    spec = kernels.load_catalog()["kernel"].get(k.name)
+    if not spec or "source_package" not in spec:
+        raise SelftestError(f"no source package known for {k.name}: give a tree with "
+                            "--selftests-tree")
+    pkg = spec["source_package"]
+    out = subprocess.run(["apt-cache", "madison", pkg], capture_output=True, text=True).stdout
+    versions = [line.split("|")[1].strip() for line in out.splitlines() if "|" in line]
+    want = _image_package_version(k)
+    if want not in versions:
+        raise SelftestError(f"{pkg} {want} (matching {k.version}) is not in apt "
+                            f"(have: {', '.join(versions) or 'none'}): run 'apt-get update'")
+    return pkg, want
+
+
+def _image_package_version(k: kernels.Kernel) -> str:
+    out = subprocess.run(["apt-cache", "madison", f"linux-image-{k.version}-unsigned"],
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if "|" in line:
+            return line.split("|")[1].strip()
+    raise SelftestError(f"linux-image-{k.version}-unsigned not in apt: run 'apt-get update'")
+
+
+def cached(k: kernels.Kernel) -> Tree | None:
+    """The tree fetched before for `k`, without asking apt (fetch records the pairing)."""
+    link = kernels.cache_dir() / "selftests" / f"kernel-{k.version}"
+    if not link.exists():
+        return None
+    version = link.read_text().strip()
+    base = kernels.cache_dir() / "selftests" / version
+    return Tree(version, base / "src") if (base / "complete").exists() else None
+
+
+def fetch(k: kernels.Kernel, progress: Callable[[str], None] =
+          lambda m: print(m, file=sys.stderr)) -> Tree:
+    """Download and extract the matching source once; later calls return the cache."""
+    pkg, version = source_package(k)
+    base = kernels.cache_dir() / "selftests" / version
+    root = base / "src"
+    with kernels.locked(base.parent / f".{version}.lock"):
+        if (base / "complete").exists():
+            (base.parent / f"kernel-{k.version}").write_text(version + "\n")
+            return Tree(version, root)
+        base.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=base) as tmp:
+            progress(f"selftests: downloading {pkg} {version}")
+            kernels.run_tool(["apt-get", "download", "-q", f"{pkg}={version}"], cwd=tmp,
+                         fix=f"check 'apt-cache policy {pkg}'")
+            deb = next(Path(tmp).glob("*.deb"))
+            kernels.run_tool(["dpkg-deb", "-x", str(deb), tmp], fix="the download is corrupt")
+            tarball = next(Path(tmp).glob("usr/src/linux-source-*.tar.*"))
+            progress(f"selftests: extracting {tarball.name}")
+            with tarfile.open(tarball) as tf:
+                top = tf.next().name.split("/")[0]
+                tf.extractall(tmp, filter="tar")
+            (Path(tmp) / top).rename(root)
+        (base / "complete").write_text(version + "\n")
+    (base.parent / f"kernel-{k.version}").write_text(version + "\n")
+    return Tree(version, root)
+
+
+def build(tree: Tree, target: str, progress: Callable[[str], None] =
+          lambda m: print(m, file=sys.stderr)) -> Path:
+    """Install the headers and build `target`'s helpers; cached per (version, target)."""
+    stamp = tree.root.parent / f"built-{target.replace('/', '_')}"
+    with kernels.locked(tree.root.parent / ".build.lock"):
+        if stamp.exists():
+            return tree.target_dir(target)
+        if not (tree.root / "usr" / "include" / "linux").is_dir():
+            progress("selftests: make headers")
+            _make(tree.root, ["headers"])
+        progress(f"selftests: building {target}")
+        _make(tree.root / "tools" / "testing" / "selftests", [f"TARGETS={target}"])
+        stamp.write_text("ok\n")
+    return tree.target_dir(target)
+
+
+def _make(cwd: Path, args: list[str]) -> None:
+    p = subprocess.run(["make", "-j2", *args], cwd=cwd, capture_output=True, text=True,
+                       timeout=3600)
+    if p.returncode != 0:
+        tail = "\n".join((p.stdout + p.stderr).strip().splitlines()[-40:])
+        raise SelftestError(f"make {' '.join(args)} failed in {cwd} (exit {p.returncode}):"
+                            f"\n{tail}")
