@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(qemu-system-x86 busybox-static iproute2 iputils-ping iperf3 tcpdump kmod file
-              binutils procps ethtool make gcc python3-venv libbpf-tools)
+              binutils procps ethtool make gcc python3-venv libbpf-tools
+              clang llvm bpftool libbpf-dev bpfcc-tools iptables)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

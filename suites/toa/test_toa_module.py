@@ -1,0 +1,92 @@
+"""The module's life cycle and bookkeeping: the automatic build, load, /proc/net/toa_stats,
+its socket table, unloading under load, and 1000 concurrent connections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fixtures import toa_stats
+from fixtures.toa_net import SRV4, Conn, ToaNet
+from fixtures.toa_wire import toa
+from knit import kbuild, kernels
+from knit.kernels import Kernel
+from knit.vm import VM
+
+A = ("203.0.113.7", 4242)
+B = ("203.0.113.99", 31337)
+
+
+def last_toa_line(vm: VM) -> str:
+    return [line for line in vm.run(["dmesg"]).stdout.splitlines() if "TOA:" in line][-1]
+
+
+def test_built_for_the_guest_kernel_and_loaded(vm: VM, toa: kbuild.Built, toa_net: ToaNet,
+                                               knit_kernel: Kernel, reference_only) -> None:
+    assert kbuild.modinfo(toa.path, "vermagic").split()[0] == knit_kernel.version
+    assert toa.path.is_relative_to(kernels.cache_dir() / "kmod" / knit_kernel.version)
+    assert last_toa_line(vm).endswith("TOA: toa loaded")
+    # The proc file exists in every netns (pernet), with one column per possible CPU.
+    for ns in (None, "toa_s"):
+        rows = toa_stats.parse_per_cpu(vm.call("fixtures.toa_stats:read_text", ns=ns))
+        assert list(rows) == list(toa_stats.ROWS)
+    assert toa_net.entries() == 0
+
+
+def test_a_build_failure_shows_the_compiler_output(knit_kernel: Kernel, tmp_path: Path) -> None:
+    src = tmp_path / "broken_toa"
+    src.mkdir()
+    (src / "Makefile").write_text("obj-m := broken_toa.o\n")
+    (src / "broken_toa.c").write_text("#include <linux/module.h>\nint x = ;\n")
+    with pytest.raises(kbuild.BuildError) as e:
+        kbuild.build_module(src, knit_kernel, cache=tmp_path / "cache")
+    assert "broken_toa.c:2" in str(e.value) and "error:" in str(e.value)
+
+
+def test_stats_count_each_handshake_and_peer_query(toa_net: ToaNet, reference_only) -> None:
+    before = toa_net.stats()
+    toa_net.connect(Conn(ack_opts=toa(*A)), Conn(ack_opts=toa(*B)), Conn())
+    d = toa_stats.delta(before, toa_net.stats())
+    assert (d["syn_recv_sock_toa"], d["syn_recv_sock_no_toa"]) == (2, 1)
+    assert d["getname_toa_ok"] == 4            # accept() and getpeername() of each TOA conn
+    assert d["getname_toa_mismatch"] == 0
+    assert d["getname_toa_empty"] >= 2         # the plain conn (others may query too)
+    assert d["getname_toa_bypass"] >= 3        # getsockname() is never rewritten
+
+
+def test_1000_concurrent_connections_each_get_their_own_address(toa_net: ToaNet) -> None:
+    n = 1000
+    want = {f"t{i}": (f"100.{64 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}", 1024 + i)
+            for i in range(n)}
+    out = toa_net.connect_raw([Conn(ack_opts=toa(*a), tag=t) for t, a in want.items()],
+                              timeout=240)
+    got = {r["tag"]: tuple(r.get("getpeername", ())) for r in out["results"]}
+    assert got == want
+    if out["entries_open"] is not None:   # the reference module's table: all live, then freed
+        assert (out["entries_open"], out["entries_closed"]) == (n, 0)
+
+
+def test_unload_while_connections_are_open_and_queried(vm: VM, toa_net: ToaNet) -> None:
+    out = toa_net.unload_while_open(Conn(ack_opts=toa(*A)), Conn(ack_opts=toa(*B)))
+    assert [r["getpeername"] for r in out["before"]] == [list(A), list(B)]
+    assert out["rmmod_rc"] == 0 and out["module_gone"], out["rmmod_stderr"]
+    assert out["getpeername_calls"] > 0 and not out["errors"]
+    # Without the module every socket reports its real peer again.
+    assert out["after"] == [r["real"] for r in out["before"]]
+    assert not out["stats_file_after"]
+    assert last_toa_line(vm).endswith("TOA: toa unloaded")
+
+
+def test_a_reconnected_socket_reports_its_real_new_peer(toa_net: ToaNet, reference_only) -> None:
+    out = toa_net.reconnect(Conn(ack_opts=toa(*A)))
+    assert out["first"]["getpeername"] == list(A)
+    assert out["after_reconnect"] == out["reconnected_to"]
+    assert out["reconnected_to"][0] == SRV4
+    assert out["delta"]["getname_toa_mismatch"] == 1
+
+
+def test_children_never_accepted_are_freed_with_the_listener(toa_net: ToaNet,
+                                                             reference_only) -> None:
+    out = toa_net.unaccepted(*(Conn(ack_opts=toa(*A)) for _ in range(3)))
+    assert (out["queued"], out["after_listener_close"]) == (3, 0)

@@ -1,0 +1,78 @@
+"""Which TCP option 254 reaches accept()/getpeername() on the backend.
+
+A raw client plays the FULLNAT load balancer: it crafts SYN, the handshake-completing ACK
+and a first data packet, each with the options a case names (fixtures.toa_client).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.toa_net import SRV4, Conn, ToaNet
+from fixtures.toa_wire import EOL, EXP253, NOP, toa
+
+A = ("203.0.113.7", 4242)       # the "real client" a balancer reports
+B = ("203.0.113.99", 31337)
+
+
+def mapped(peer: tuple[str, int]) -> tuple[str, int]:
+    return ("::ffff:" + peer[0], peer[1])
+
+
+def test_option_in_the_third_ack_is_the_peer(toa_net: ToaNet) -> None:
+    (seen,) = toa_net.connect(Conn(ack_opts=toa(*A)))
+    assert seen.accept == seen.getpeername == A
+    assert seen.getsockname == (SRV4, 5001)  # the local side is never rewritten
+
+
+def test_without_the_option_the_real_peer(toa_net: ToaNet) -> None:
+    (seen,) = toa_net.connect(Conn())
+    assert seen.accept == seen.getpeername == seen.real
+
+
+def test_option_only_in_a_later_data_packet_is_ignored(toa_net: ToaNet) -> None:
+    # The server reads the data packet before getpeername(), so it has been processed.
+    (seen,) = toa_net.connect(Conn(data_opts=toa(*A)))
+    assert seen.accept == seen.getpeername == seen.real
+
+
+def test_option_only_in_the_syn_is_ignored(toa_net: ToaNet) -> None:
+    # Only the ACK that creates the child counts (the SYN only for TCP Fast Open).
+    (seen,) = toa_net.connect(Conn(syn_opts=toa(*A)))
+    assert seen.accept == seen.getpeername == seen.real
+
+
+@pytest.mark.parametrize("ip", [4, 6], ids=["v4-client", "v6-client"])
+def test_dual_stack_listener_reports_v4_mapped(toa_net: ToaNet, ip: int) -> None:
+    # The option only carries IPv4: an AF_INET6 socket gets ::ffff:a.b.c.d either way.
+    toa_seen, plain = toa_net.connect(Conn(ack_opts=toa(*A), ip=ip), Conn(ip=ip),
+                                      listener="dual")
+    assert toa_seen.accept == toa_seen.getpeername == mapped(A)
+    assert plain.accept == plain.getpeername == plain.real
+
+
+# Options of the third ACK -> the peer the backend must see ("real": no TOA taken).
+MALFORMED = {
+    "len7": (b"\xfe\x07" + toa(*A)[2:7], "real"),
+    "len9": (toa(*A, length=9) + b"\x00", "real"),
+    "len_past_header": (NOP + NOP + b"\xfe\x10" + toa(*A)[2:], "real"),
+    "len20_ipv6_layout": (b"\xfe\x14" + bytes(18), "real"),
+    "len20_then_valid": (b"\xfe\x14" + bytes(18) + toa(*B), B),
+    "len7_then_valid": (b"\xfe\x07" + bytes(5) + toa(*B), B),
+    "two_toa_first_wins": (toa(*A) + toa(*B), A),
+    "len0_stops_parsing": (b"\xfd\x00" + NOP + NOP + toa(*A), "real"),
+    "eol_then_toa": (EOL * 4 + toa(*A), "real"),
+    "after_other_options": (NOP + EXP253 + NOP + toa(*A), A),
+    "space_full_toa_last": (EXP253 * 8 + toa(*A), A),
+    "space_full_toa_cut": (EXP253 * 9 + toa(*A)[:4], "real"),
+    "truncated_at_end": (NOP * 6 + toa(*A)[:6], "real"),
+}
+
+
+def test_malformed_options_each_have_a_defined_outcome(toa_net: ToaNet) -> None:
+    # One call for all layouts (each its own connection); the health check covers oopses.
+    seen = toa_net.connect(*(Conn(ack_opts=opts) for opts, _ in MALFORMED.values()))
+    got = {case: "real" if s.getpeername == s.real else s.getpeername
+           for case, s in zip(MALFORMED, seen, strict=True)}
+    assert got == {case: want for case, (_, want) in MALFORMED.items()}
+    assert all(s.accept == s.getpeername and s.getsockname == (SRV4, 5001) for s in seen)
