@@ -23,8 +23,9 @@ PORT_NAME = "knit.0"
 CLONE_NEWNET = 0x40000000
 HOST_GONE_S = 10.0
 # Only the scapy layers knit uses: `scapy.all` costs ~50 s under TCG over 9p.
-WARM_MODULES = ("pyroute2", "scapy.layers.inet", "scapy.layers.inet6", "scapy.layers.l2",
-                "scapy.sendrecv", "scapy.utils")
+# knit.guest.netns pulls in pyroute2's IPRoute, which `import pyroute2` loads lazily.
+WARM_MODULES = ("pyroute2", "knit.guest.netns", "scapy.layers.inet", "scapy.layers.inet6",
+                "scapy.layers.l2", "scapy.sendrecv", "scapy.utils")
 
 _libc = None
 SIGINT, SIGKILL = 2, 9
