@@ -1,0 +1,125 @@
+"""TIPC suite helpers: topologies and a wrapper of iproute2's `tipc` tool (host side).
+
+TIPC is per network namespace: each netns below is one TIPC node whose identity is its
+netns name (so link names read ``tipc1:eth1-tipc2:eth1``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from knit import tipc as parse
+from knit.topology import End, Link, Node, Topology
+from knit.vm import VM, Result
+
+T = TypeVar("T")
+SOCK = "fixtures.tipc_sock"
+
+
+# -- topologies ---------------------------------------------------------------------------
+
+def two_nodes() -> Topology:
+    """tipc1 <-> tipc2 over one veth (eth1), 10.0.1.0/24."""
+    return Topology(nodes=(Node("tipc1"), Node("tipc2")), links=(
+        Link(End("tipc1", "eth1", ("10.0.1.1/24",)), End("tipc2", "eth1", ("10.0.1.2/24",))),))
+
+
+def two_paths(paths: int = 2) -> Topology:
+    """tipc1 <-> tipc2 over `paths` veth pairs eth1..ethN, 10.0.i.0/24 (failover, limits)."""
+    return Topology(nodes=(Node("tipc1"), Node("tipc2")), links=tuple(
+        Link(End("tipc1", f"eth{i}", (f"10.0.{i}.1/24",)),
+             End("tipc2", f"eth{i}", (f"10.0.{i}.2/24",)))
+        for i in range(1, paths + 1)))
+
+
+def three_on_bridge() -> Topology:
+    """tipc1..3, each eth1 on bridge br0 of a fourth netns (tipcsw, no TIPC there)."""
+    sw = Node("tipcsw", bridges=("br0",))
+    return Topology(nodes=(Node("tipc1"), Node("tipc2"), Node("tipc3"), sw), links=tuple(
+        Link(End(f"tipc{i}", "eth1", (f"10.0.0.{i}/24",)), End("tipcsw", f"p{i}", master="br0"))
+        for i in (1, 2, 3)))
+
+
+# -- the tipc tool --------------------------------------------------------------------------
+
+class Tipc:
+    """iproute2's `tipc` run in a node, its output parsed by knit.tipc."""
+
+    def __init__(self, vm: VM) -> None:
+        self.vm = vm
+
+    def run(self, ns: str, *args: str, check: bool = True) -> Result:
+        return self.vm.run(["tipc", *args], ns=ns, check=check)
+
+    def set_identity(self, ns: str, identity: str) -> None:
+        self.run(ns, "node", "set", "identity", identity)
+
+    def identity(self, ns: str) -> parse.NodeIdentity:
+        return parse.parse_node_identity(self.run(ns, "node", "get", "identity").stdout)
+
+    def address(self, ns: str) -> int:
+        return parse.parse_node_address(self.run(ns, "node", "get", "address").stdout)
+
+    def enable_eth(self, ns: str, dev: str, priority: int | None = None,
+                   check: bool = True) -> Result:
+        prio = ["priority", str(priority)] if priority is not None else []
+        return self.run(ns, "bearer", "enable", *prio, "media", "eth", "device", dev,
+                        check=check)
+
+    def enable_udp(self, ns: str, name: str, local: str, remote: str,
+                   check: bool = True) -> Result:
+        return self.run(ns, "bearer", "enable", "media", "udp", "name", name,
+                        "localip", local, "remoteip", remote, check=check)
+
+    def bearers(self, ns: str) -> list[parse.Bearer]:
+        return parse.parse_bearer_list(self.run(ns, "bearer", "list").stdout)
+
+    def bearer_priority(self, ns: str, media: str, name: str) -> int:
+        key = "name" if media == "udp" else "device"
+        out = self.run(ns, "bearer", "get", "priority", "media", media, key, name).stdout
+        return int(out)
+
+    def media_tolerance(self, ns: str, media: str) -> float:
+        """The media's link tolerance in seconds (what a link waits before giving up)."""
+        return int(self.run(ns, "media", "get", "tolerance", "media", media).stdout) / 1000
+
+    def links(self, ns: str) -> dict[str, str]:
+        return parse.parse_link_list_json(self.run(ns, "-j", "link", "list").stdout)
+
+    def stats(self, ns: str) -> dict[str, parse.LinkStats]:
+        return parse.parse_link_stats_json(self.run(ns, "-j", "link", "stat", "show").stdout)
+
+    def nametable(self, ns: str) -> list[parse.Publication]:
+        return parse.parse_nametable_json(self.run(ns, "-j", "nametable", "show").stdout)
+
+    def nodes(self, ns: str) -> list[parse.PeerNode]:
+        return parse.parse_node_list(self.run(ns, "node", "list").stdout)
+
+    def wait(self, probe: Callable[[], T], done: Callable[[T], bool], timeout: float,
+             what: str) -> T:
+        """Poll `probe` until `done(value)`; fail naming `what` and the last value seen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if done(value):
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not within {timeout:.1f}s; last: {value!r}")
+            time.sleep(0.2)
+
+    def wait_links(self, ns: str, want: dict[str, str], timeout: float) -> dict[str, str]:
+        """Wait until each link in `want` is in the given state ("up"/"down"/None=absent)."""
+        return self.wait(lambda: self.links(ns),
+                         lambda have: all(have.get(k) == v for k, v in want.items()),
+                         timeout, f"links in {ns} reaching {want}")
+
+    def sock(self, *args: Any) -> list[str]:
+        """argv of a long-running fixtures.tipc_sock role, for vm.spawn."""
+        # -S: no site-packages scan at start-up; the role needs only the stdlib.
+        return [self.vm.cfg.python, "-S", "-m", SOCK, *map(str, args)]
+
+
+def link(a: str, a_if: str, b: str, b_if: str) -> str:
+    return str(parse.LinkName(a, a_if, b, b_if))
