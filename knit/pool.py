@@ -77,6 +77,9 @@ class VMPool:
             if vm.cfg.gdb_port:
                 # Straight to the terminal: pytest captures fixture output.
                 print(f"\nknit: {gdb_hint(vm)}", file=sys.__stderr__)
+            # Hand out a warm VM: a first test racing the agent's imports under TCG took
+            # 110-210 s where later ones took 10-80 s, and could hit its own timeouts.
+            vm.wait_warm()
             self.kmsg_seq[name], _ = vm.kmsg()
             self.baseline[name] = vm.state()
         return vm
