@@ -1,0 +1,313 @@
+"""Run bcc tools in a guest and get typed events back.
+
+    with tools.trace(vm, knit_kernel, "tcptracer", "libbpf", ["-p", "42"]) as tr:
+        ...traffic...
+        tr.wait(lambda evs: len(evs) >= 3, vm.t(10))
+    tr.events                       # parsed after the tool was stopped with SIGINT
+
+Two variants of each tool (Debian bookworm, both bcc 0.26):
+  * "libbpf": libbpf-tools' CO-RE binaries /usr/sbin/<tool>; need the kernel's BTF and a
+    mounted tracefs; they block-buffer stdout into a pipe, so they run under `stdbuf -oL`.
+  * "python": bcc's /usr/sbin/<tool>-bpfcc, compiled by clang at start-up against the
+    kernel's headers (minutes under TCG). vng's guest /lib/modules/<v> has no usable
+    build/source pair, so bcc gets BCC_KERNEL_SOURCE=<one merged header tree> built here on
+    the host (the guest sees the cache at the same path). Run as `python3 -u`.
+A tool counts as attached when it prints its header (or its "Tracing ..." banner, printed
+after the probes are attached); it is always stopped with SIGINT, never SIGKILL.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bpf import parsers
+from knit import kernels
+from knit.kernels import Kernel
+from knit.vm import VM, Result, Spawned
+
+VARIANTS = ("libbpf", "python")
+SBIN = Path("/usr/sbin")
+GUEST_PYTHON = "/usr/bin/python3"   # Debian's python3-bpfcc lives in the system python
+
+# What a tool prints once its probes are attached, per (tool, variant).
+READY = {
+    ("tcptracer", "libbpf"): r"^(TIME\(s\)\s+)?(UID\s+)?T\s+PID\s+COMM\s+IP\s+SADDR",
+    ("tcptracer", "python"): r"^(TIME\(n?s\)\s*)?(T|TYPE)\s+PID\s+COMM\s+IP\s+SADDR",
+    ("solisten", "libbpf"): r"^(TIME\s+)?PID\s+COMM\s+RET\s+BACKLOG",
+    ("solisten", "python"): r"^PID\s+COMM\s+(NETNS\s+)?PROTO\s+BACKLOG",
+    ("softirqs", "libbpf"): r"^Tracing soft irq event",
+    ("softirqs", "python"): r"^Tracing soft irq event",
+}
+
+# Start-up deadlines before vm.t() scaling, from measurements under TCG on a loaded 2-core
+# host: libbpf-tools attach in 1.3-5 s; bcc python compiles for 130-300 s.
+READY_S = {"libbpf": 12.0, "python": 120.0}
+PROBE_S = 120.0   # host seconds (x3 allowed on a loaded host)
+
+# A minimal bcc program that pulls in what the tools include (net/sock.h and bcc's
+# helpers): if this does not compile against a kernel's headers, no bcc python tool will.
+PROBE_PROGRAM = ("#include <net/sock.h>\n"
+                 "int knit_probe(struct pt_regs *ctx) {\n"
+                 "  struct sock *sk = (struct sock *)PT_REGS_PARM1(ctx);\n"
+                 "  return sk->__sk_common.skc_family;\n}\n")
+PROBE_CODE = "import sys\nfrom bcc import BPF\nBPF(text=sys.argv[1])\nprint('compiled')\n"
+
+
+def binary(tool: str, variant: str) -> Path:
+    return SBIN / (tool if variant == "libbpf" else f"{tool}-bpfcc")
+
+
+def command(tool: str, variant: str, args: Sequence[str] = (),
+            headers: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """argv and extra environment that run `tool` line-buffered."""
+    if variant == "libbpf":
+        return ["stdbuf", "-oL", str(binary(tool, variant)), *args], {}
+    env = {"PYTHONUNBUFFERED": "1"}
+    if headers is not None:
+        env["BCC_KERNEL_SOURCE"] = str(headers)
+    return [GUEST_PYTHON, "-u", str(binary(tool, variant)), *args], env
+
+
+# -- host side: versions, the merged header tree, variant availability --------------------
+
+def package_version(pkg: str) -> str:
+    """The installed Debian version of `pkg` on the host (= in the guest), e.g. 0.26.0+ds-1."""
+    p = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
+                       text=True, timeout=30)
+    return p.stdout.strip() if p.returncode == 0 else ""
+
+
+def bcc_version() -> str:
+    """bcc's upstream version, e.g. '0.26' (python3-bpfcc 0.26.0+ds-1)."""
+    v = package_version("python3-bpfcc")
+    m = re.match(r"(\d+\.\d+)", v)
+    return m.group(1) if m else v or "(not installed)"
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def common_headers(headers: Path) -> Path:
+    """The linux-headers-<v>-common tree that Debian's arch headers include by absolute
+    path (`include /usr/src/linux-headers-<v>-common/Makefile`), found beside `headers`."""
+    mk = (headers / "Makefile").read_text(errors="replace")
+    m = re.search(r"/usr/src/(linux-headers-\S+?)/Makefile", mk)
+    if m and (headers.parent / m.group(1)).is_dir():
+        return headers.parent / m.group(1)
+    found = sorted(headers.parent.glob("linux-headers-*-common*"))
+    if not found:
+        raise FileNotFoundError(f"no linux-headers-*-common beside {headers}")
+    return found[0]
+
+
+def bcc_headers(k: Kernel) -> Path:
+    """One merged header tree for BCC_KERNEL_SOURCE: symlinks to the -common headers, then
+    the arch headers over them (what worked in DESIGN.md). Built once per kernel version
+    under $KNIT_CACHE/bcc-headers/<v>/, file-locked against parallel workers."""
+    if k.headers is None or not k.headers.is_dir():
+        raise FileNotFoundError(f"no linux-headers for {k.name} ({k.version})")
+    base = kernels.cache_dir() / "bcc-headers" / k.version
+    tree, done = base / "tree", base / "complete"
+    with _locked(base.parent / f".{k.version}.lock"):
+        if done.exists():
+            return tree
+        shutil.rmtree(tree, ignore_errors=True)
+        tree.mkdir(parents=True)
+        common = common_headers(k.headers)
+        for extra, src in (([], common), (["--remove-destination"], k.headers)):
+            subprocess.run(["cp", "-rs", *extra, f"{src.resolve()}/.", str(tree)], check=True,
+                           capture_output=True, timeout=600)
+        done.write_text(json.dumps({"common": str(common), "arch": str(k.headers)}) + "\n")
+    return tree
+
+
+def libbpf_problem(k: Kernel, tool: str) -> str | None:
+    """Why the libbpf-tools variant cannot run on `k`, or None."""
+    if not binary(tool, "libbpf").exists():
+        return f"{binary(tool, 'libbpf')} missing on the host: apt-get install libbpf-tools"
+    if k.config and k.config.get("CONFIG_DEBUG_INFO_BTF") != "y":
+        return f"CONFIG_DEBUG_INFO_BTF not set in {k.name}: libbpf-tools need the kernel BTF"
+    return None
+
+
+def _compile_errors(stderr: str) -> list[str]:
+    """clang's `error:` lines."""
+    return [ln.strip() for ln in stderr.splitlines() if "error:" in ln]
+
+
+def _culprits(errors: list[str]) -> list[str]:
+    """The types or names the errors are about: 'struct bpf_wq', unknown type names."""
+    names: list[str] = []
+    for e in errors:
+        for n in re.findall(r"'(?:struct|enum|union) (\w+)'|(?:type name|identifier) '(\w+)'",
+                            e):
+            n = n[0] or n[1]
+            if n not in names:
+                names.append(n)
+    return names
+
+
+def python_problem(k: Kernel, tool: str) -> str | None:
+    """Why bcc's python variant cannot run on `k`, or None. bcc's compile depends only on
+    bcc and the headers, not on the running kernel, so the probe compiles on the host (20-30 s
+    there; minutes in a TCG guest), once per (bcc version, kernel); the verdict is cached
+    beside the merged headers. A wrong verdict shows at the tool's own compile in the guest."""
+    if not binary(tool, "python").exists():
+        return f"{binary(tool, 'python')} missing on the host: apt-get install bpfcc-tools"
+    try:
+        headers = bcc_headers(k)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"no kernel headers for bcc on {k.name}: {e}"
+    bcc = bcc_version()
+    cache = headers.parent / f"probe-bcc{package_version('python3-bpfcc')}.json"
+    with _locked(headers.parent / ".probe.lock"):
+        if cache.exists():
+            verdict = json.loads(cache.read_text())
+        else:
+            t0 = time.monotonic()
+            try:
+                r = subprocess.run([GUEST_PYTHON, "-c", PROBE_CODE, PROBE_PROGRAM],
+                                   capture_output=True, text=True, timeout=PROBE_S * 3,
+                                   env={"PATH": "/usr/bin:/bin", "LC_ALL": "C",
+                                        "BCC_KERNEL_SOURCE": str(headers)})
+            except subprocess.TimeoutExpired:  # not a verdict on the headers: not cached
+                return f"bcc {bcc} compile probe timed out after {PROBE_S * 3:.0f}s"
+            verdict = {"ok": r.returncode == 0 and "compiled" in r.stdout,
+                       "errors": _compile_errors(r.stderr)[:40],
+                       "stderr_tail": r.stderr[-4000:],
+                       "seconds": round(time.monotonic() - t0, 1), "kernel": k.version,
+                       "bcc": package_version("python3-bpfcc"), "where": "host",
+                       "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            cache.write_text(json.dumps(verdict, indent=2) + "\n")
+    if verdict["ok"]:
+        return None
+    names = _culprits(verdict["errors"])
+    what = f" (incomplete or unknown: {', '.join(names[:4])})" if names else ""
+    first = verdict["errors"][0] if verdict["errors"] else verdict["stderr_tail"][-300:]
+    return (f"bcc {bcc} cannot compile against {k.version} headers{what}: {first} "
+            f"[{len(verdict['errors'])} errors; {cache}]")
+
+
+def problem(k: Kernel, tool: str, variant: str) -> str | None:
+    """Why `tool` of `variant` cannot run on kernel `k`, or None."""
+    return libbpf_problem(k, tool) if variant == "libbpf" else python_problem(k, tool)
+
+
+# -- guest side ----------------------------------------------------------------------------
+
+_tracing_ready: set[str] = set()
+
+
+def ensure_tracing(vm: VM) -> None:
+    """Mount tracefs and debugfs in the guest if vng did not (the tools need them).
+    Mounts are not leftovers for the health check (netns, modules, sysctls only)."""
+    if vm.boot_id in _tracing_ready:
+        return
+    mounts = vm.run(["cat", "/proc/mounts"]).stdout
+    for fstype, where in (("debugfs", "/sys/kernel/debug"), ("tracefs", "/sys/kernel/tracing")):
+        if not re.search(rf"^\S+ {re.escape(where)} {fstype} ", mounts, re.M):
+            vm.run(["mount", "-t", fstype, "nodev", where])
+    _tracing_ready.add(vm.boot_id)
+
+
+@dataclass
+class Trace:
+    """A running (then stopped) tool. `events` are parsed from its stdout."""
+
+    tool: str
+    variant: str
+    argv: list[str]
+    kernel: str
+    startup_s: float = 0.0
+    proc: Spawned | None = None
+    result: Result | None = None
+    _parse: Callable[[str], list[Any]] = field(default=lambda s: [], repr=False)
+
+    @property
+    def stdout(self) -> str:
+        if self.result is not None:
+            return self.result.stdout
+        return self.proc.output().stdout if self.proc else ""
+
+    @property
+    def events(self) -> list[Any]:
+        return self._parse(self.stdout)
+
+    def wait(self, done: Callable[[list[Any]], bool], timeout: float,
+             poll: float = 0.5) -> list[Any]:
+        """Poll the running tool's output until `done(events)`; returns the events either
+        way (the test's own asserts say what was missing)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            evs = self.events
+            if done(evs) or time.monotonic() > deadline:
+                return evs
+            time.sleep(poll)
+
+
+def record(tr: Trace, folder: Path, name: str, accel: str = "") -> Path:
+    """Save a stopped tool's raw output with a .meta.json (kernel, tool + version, command,
+    date, start-up time) in `folder`, and append its start-up time to
+    `folder`/startup.jsonl. Such files are how parser fixtures are captured."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pkg = "libbpf-tools" if tr.variant == "libbpf" else "bpfcc-tools"
+    date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    meta = {"kernel": tr.kernel, "tool": tr.tool, "variant": tr.variant,
+            "tool_version": f"{pkg} {package_version(pkg)} (bcc {bcc_version()})",
+            "command": tr.argv, "startup_s": round(tr.startup_s, 2), "date": date,
+            "guest": f"{tr.kernel}, {accel.upper() or '?'} guest"}
+    if tr.result is not None:
+        meta |= {"rc": tr.result.rc, "stderr": tr.result.stderr[-2000:]}
+        (folder / f"{name}.txt").write_text(tr.result.stdout)
+        (folder / f"{name}.txt.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    with open(folder / "startup.jsonl", "a") as f:
+        f.write(json.dumps({k: meta[k] for k in ("tool", "variant", "kernel", "startup_s",
+                                                 "command", "date")}) + "\n")
+    return folder / f"{name}.txt"
+
+
+@contextmanager
+def trace(vm: VM, k: Kernel, tool: str, variant: str, args: Sequence[str] = (),
+          ns: str | None = None, ready_timeout: float | None = None) -> Iterator[Trace]:
+    """Start `tool` in the guest, wait until it is attached, yield; stop it with SIGINT on
+    exit. A start-up failure raises CmdFailed carrying the tool's output."""
+    ensure_tracing(vm)
+    headers = bcc_headers(k) if variant == "python" else None
+    argv, env = command(tool, variant, args, headers)
+    tr = Trace(tool, variant, argv, k.version, _parse=parsers.PARSERS[(tool, variant)])
+    t0 = time.monotonic()
+    with vm.spawn(argv, ns=ns, ready=READY[(tool, variant)], env=env,
+                  ready_timeout=ready_timeout or vm.t(READY_S[variant]),
+                  stop_timeout=vm.t(20)) as proc:
+        tr.startup_s, tr.proc = time.monotonic() - t0, proc
+        try:
+            yield tr
+        finally:
+            tr.result = proc.stop(timeout=vm.t(20))  # SIGINT; python tools exit slowly
+
+
+def run_once(vm: VM, k: Kernel, tool: str, variant: str, args: Sequence[str] = (),
+             timeout: float | None = None) -> Result:
+    """Run a tool that exits by itself (--ebpf, or softirqs with a count)."""
+    ensure_tracing(vm)
+    headers = bcc_headers(k) if variant == "python" else None
+    argv, env = command(tool, variant, args, headers)
+    return vm.run(argv, env=env, timeout=timeout or vm.t(READY_S[variant] + 30), check=False)
