@@ -18,7 +18,6 @@ after the probes are attached); it is always stopped with SIGINT, never SIGKILL.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import re
 import shutil
@@ -32,7 +31,7 @@ from typing import Any
 
 from bpf import parsers
 from knit import kernels
-from knit.kernels import Kernel
+from knit.kernels import Kernel, locked
 from knit.vm import VM, Result, Spawned
 
 VARIANTS = ("libbpf", "python")
@@ -94,17 +93,6 @@ def bcc_version() -> str:
     return m.group(1) if m else v or "(not installed)"
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def common_headers(headers: Path) -> Path:
     """The linux-headers-<v>-common tree that Debian's arch headers include by absolute
     path (`include /usr/src/linux-headers-<v>-common/Makefile`), found beside `headers`."""
@@ -126,7 +114,7 @@ def bcc_headers(k: Kernel) -> Path:
         raise FileNotFoundError(f"no linux-headers for {k.name} ({k.version})")
     base = kernels.cache_dir() / "bcc-headers" / k.version
     tree, done = base / "tree", base / "complete"
-    with _locked(base.parent / f".{k.version}.lock"):
+    with locked(base.parent / f".{k.version}.lock"):
         if done.exists():
             return tree
         shutil.rmtree(tree, ignore_errors=True)
@@ -178,7 +166,7 @@ def python_problem(k: Kernel, tool: str) -> str | None:
         return f"no kernel headers for bcc on {k.name}: {e}"
     bcc = bcc_version()
     cache = headers.parent / f"probe-bcc{package_version('python3-bpfcc')}.json"
-    with _locked(headers.parent / ".probe.lock"):
+    with locked(headers.parent / ".probe.lock"):
         if cache.exists():
             verdict = json.loads(cache.read_text())
         else:

@@ -15,7 +15,6 @@ Debian's extracted header packages need two fix-ups (kmod/toa/README.md):
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from knit import kernels
 from knit.errors import CmdFailed, KnitError
-from knit.kernels import Kernel
+from knit.kernels import Kernel, locked
 from knit.vm import VM
 
 # Build products that kbuild leaves in M=; they are not part of a source's identity.
@@ -77,17 +76,6 @@ def source_hash(src: Path) -> str:
         h.update(str(f.relative_to(base)).encode() + b"\0")
         h.update(f.read_bytes() + b"\0")
     return h.hexdigest()
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _cached(out: Path, key: str) -> Built | None:
@@ -160,7 +148,7 @@ def build_module(src: Path, kernel: Kernel, name: str | None = None,
     key = f"{src.name}-{source_hash(src)[:16]}"
     base = (cache or kernels.cache_dir()) / "kmod" / kernel.version
     out = base / key
-    with _locked(base / f"{key}.lock"):
+    with locked(base / f"{key}.lock"):
         hit = _cached(out, key)
         if hit is not None:
             return hit
@@ -224,7 +212,7 @@ def build_bpf(src: Path, cache: Path | None = None, timeout: float = 120) -> Bui
     key = f"{name}-{h}"
     base = (cache or kernels.cache_dir()) / "bpf"
     out = base / key
-    with _locked(base / f"{key}.lock"):
+    with locked(base / f"{key}.lock"):
         hit = _cached(out, key)
         if hit is not None:
             return hit
