@@ -1,0 +1,17 @@
+"""The `mp` fixture: see fixtures/mptcp_session.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.mptcp_session import Mptcp
+from knit.vm import VM
+
+
+@pytest.fixture
+def mp(vm: VM, topo: Any, artifacts_dir: Path, knit_kernel: Any) -> Mptcp:
+    """Build, observe (nstat, pcap, monitor) and transfer; artifacts in artifacts_dir."""
+    return Mptcp(vm, topo, artifacts_dir, f"{knit_kernel.name} ({knit_kernel.version})")

@@ -1,0 +1,75 @@
+"""ADD_ADDR: accepted up to add_addr_accepted, with a port, retransmitted on loss."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.mptcp_pm import ep
+from fixtures.mptcp_session import intact, server_eps, summary
+from fixtures.mptcp_wire import AddAddr, MpJoin
+
+pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
+
+
+@pytest.mark.parametrize("accepted", [0, 1, 2])
+def test_add_addr_accepted_up_to_limit(mp, accepted):
+    mp.pair(paths=4)
+    mp.pm("ns2", subflows=3, endpoints=server_eps(3))       # announces 10.0.{2,3,4}.2
+    mp.pm("ns1", subflows=3, add_addr_accepted=accepted)
+    with mp.observe() as obs:
+        r = mp.transfer(size=1 << 20, wait_subflows=accepted)
+    assert intact(r), summary(r)
+    assert r["info_end"]["subflows"] == accepted, summary(r)
+    assert r["info_end"]["add_addr_accepted"] == accepted
+    obs.check("ns1", AddAddr=3, MPJoinSynAckRx=accepted)
+    # An ADD_ADDR that arrives while the PM still handles the previous one is dropped
+    # (AddAddrDrop) and not echoed; every other one is echoed.
+    echoed = 3 - obs.count("ns1", "AddAddrDrop")
+    obs.check("ns2", EchoAdd=echoed, MPJoinAckRx=accepted)
+    announced = [str(e.option.address) for e in obs.wire(AddAddr, echo=False)]
+    assert sorted(announced) == ["10.0.2.2", "10.0.3.2", "10.0.4.2"]
+    assert len(obs.wire(AddAddr, echo=True)) == echoed
+    assert len(obs.wire(MpJoin, variant="syn")) == accepted
+    assert len(obs.pm("ns1", "ANNOUNCED")) == 3
+
+
+def test_add_addr_with_port(mp):
+    mp.pair(paths=2)
+    mp.pm("ns2", subflows=1, endpoints=(ep("10.0.2.2", "signal", port=10100),))
+    mp.pm("ns1", subflows=1, add_addr_accepted=1)
+    with mp.observe() as obs:
+        r = mp.transfer(size=512 << 10, wait_subflows=1)
+    assert intact(r) and r["info_end"]["subflows"] == 1, summary(r)
+    assert [(str(e.option.address), e.option.port) for e in obs.wire(AddAddr, echo=False)] \
+        == [("10.0.2.2", 10100)]
+    assert [e.dport for e in obs.wire(MpJoin, variant="syn")] == [10100]
+    obs.check("ns1", PortAdd=1)
+    obs.check("ns2", MPJoinPortSynRx=1, MPJoinPortAckRx=1)
+
+
+def drop_add_addr_echo(dev: str) -> list[list[str]]:
+    """tc u32 on `dev` egress dropping IPv4 TCP with MPTCP subtype ADD_ADDR right after
+    NOP,NOP,TS: the layout of Linux's pure-ACK echo (upstream uses the same offset)."""
+    return [["qdisc", "add", "dev", dev, "root", "handle", "1:", "prio"],
+            ["filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1",
+             "u32", "match", "u8", "0x1e", "0xff", "at", "52",
+             "match", "u8", "0x30", "0xf0", "at", "54", "action", "drop"]]
+
+
+@pytest.mark.kconfig("CONFIG_NET_CLS_U32", "CONFIG_NET_ACT_GACT", "CONFIG_NET_SCH_PRIO")
+def test_add_addr_retransmitted_then_times_out(mp):
+    mp.pair(paths=2, ns2={"net.mptcp.add_addr_timeout": "1"})
+    mp.pm("ns2", subflows=1, endpoints=server_eps(1))
+    mp.pm("ns1", subflows=1, add_addr_accepted=1)
+    mp.tc("ns1", *drop_add_addr_echo("ns1eth1"), *drop_add_addr_echo("ns1eth2"))
+    with mp.observe() as obs:
+        # Paced to ~6 s: the connection outlives 1 + 3 retransmissions 1 s apart.
+        r = mp.transfer(size=768 << 10, rate=128 << 10)
+    assert intact(r), summary(r)
+    sent = obs.wire(AddAddr, echo=False)
+    assert len(sent) == 4, [e.time for e in sent]
+    gaps = [b.time - a.time for a, b in zip(sent, sent[1:], strict=False)]
+    assert all(g >= 0.9 for g in gaps), gaps                # add_addr_timeout=1 s
+    assert not obs.wire(AddAddr, echo=True), "an echo got past the tc drop"
+    obs.check("ns2", AddAddrTx=4, EchoAdd=0)
+    obs.check("ns1", AddAddr=4, EchoAddTx=4)

@@ -1,0 +1,51 @@
+"""Extra subflows from client `subflow` endpoints, and `ip mptcp limits` enforcement."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures import mptcp_pm
+from fixtures.mptcp_session import client_eps, intact, summary
+from fixtures.mptcp_wire import MpJoin
+from fixtures.ss import parse_ss
+
+pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_subflow_endpoints(mp, n):
+    mp.pair(paths=4)
+    mp.pm("ns1", subflows=n, endpoints=client_eps(n))
+    mp.pm("ns2", subflows=n)
+    with mp.observe() as obs:
+        r = mp.transfer(size=1 << 20, reply=256 << 10, wait_subflows=n,
+                        probes=[["ss", "-MniH"]])
+    assert intact(r), summary(r)
+    # MPTCP_INFO (what inet_diag/ss -M read) counts the extra subflows.
+    assert r["info_end"]["subflows"] == n, summary(r)
+    msk = [s for s in parse_ss(r["probes"][0]["stdout"]) if s.peer_port == 10000]
+    assert len(msk) == 1 and msk[0].num("subflows") == n, r["probes"][0]["stdout"]
+    obs.check("ns1", MPJoinSynAckRx=n, MPJoinSynTx=n)
+    obs.check("ns2", MPJoinSynRx=n, MPJoinAckRx=n)
+    joins = sorted(e.src for e in obs.wire(MpJoin, variant="syn"))
+    assert joins == [f"10.0.{i}.1" for i in range(2, n + 2)]
+    assert len(obs.pm("ns1", "SF_ESTABLISHED")) == n
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_limits_enforced(vm, mp, side):
+    """Three subflow endpoints, but one side allows a single extra subflow."""
+    mp.pair(paths=4)
+    mp.pm("ns1", subflows=1 if side == "client" else 3, endpoints=client_eps(3))
+    mp.pm("ns2", subflows=1 if side == "server" else 3)
+    limited = "ns1" if side == "client" else "ns2"
+    assert mptcp_pm.limits(vm, limited) == {"add_addr_accepted": 0, "subflows": 1}
+    with mp.observe() as obs:
+        r = mp.transfer(size=512 << 10, wait_subflows=1)
+    assert intact(r), summary(r)
+    assert r["info_end"]["subflows"] == 1, summary(r)
+    obs.check("ns2", MPJoinAckRx=1)
+    syns = obs.wire(MpJoin, variant="syn")
+    # The client never tries past its own limit; the server refuses joins past its
+    # limit (6.1 at the SYN, 6.12 at the third ACK, then the client resets them).
+    assert len(syns) == (1 if side == "client" else 3), [e.src for e in syns]
