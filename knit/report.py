@@ -14,6 +14,7 @@ from knit.results import Record
 
 COLOURS = {"passed": "#2e7d32", "flaky": "#f9a825", "failed": "#c62828", "error": "#6a1b9a",
            "skipped": "#9e9e9e", "xfailed": "#78909c", "xpassed": "#ef6c00"}
+NO_VM = "host (no VM)"  # the column of tests that need no kernel
 KCIDB_STATUS = {"passed": "PASS", "flaky": "PASS", "failed": "FAIL", "error": "ERROR",
                 "skipped": "SKIP", "xfailed": "PASS", "xpassed": "FAIL"}
 
@@ -24,7 +25,7 @@ def matrix(records: list[Record]) -> tuple[list[str], list[str], dict]:
     kernels: list[str] = []
     tests: list[str] = []
     for r in records:
-        k = r.kernel or "-"
+        k = r.kernel or NO_VM
         if k not in kernels:
             kernels.append(k)
         if r.test not in tests:
@@ -46,8 +47,8 @@ def html_report(records: list[Record], out: Path, title: str = "knit results") -
     tests, kernels, cells = matrix(records)
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in records:
-        totals[r.kernel or "-"][r.outcome] += 1
-    versions = {r.kernel or "-": f"{r.kernel_version or ''} {r.accel or ''}".strip()
+        totals[r.kernel or NO_VM][r.outcome] += 1
+    versions = {r.kernel or NO_VM: f"{r.kernel_version or ''} {r.accel or ''}".strip()
                 for r in records}
     head = "".join(f"<th>{html.escape(k)}<br><small>{html.escape(versions.get(k, ''))}"
                    f"</small></th>" for k in kernels)
