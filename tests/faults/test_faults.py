@@ -6,6 +6,7 @@ replaced, the test after it must pass, and the whole session must end by itself 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -26,7 +27,10 @@ def run_case(case: str, tmp: Path, *args: str) -> tuple[subprocess.CompletedProc
     cmd = [sys.executable, "-m", "pytest", str(CASES / case), "-p", "no:randomly", "-rA",
            "-o", "python_files=case_*.py", "--knit-artifacts", str(tmp / "art"), *args]
     t0 = time.monotonic()
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_S)
+    # A wide terminal: pytest cuts short-summary reasons to the terminal width.
+    env = {**os.environ, "COLUMNS": "1000"}
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_S,
+                       env=env)
     return p, time.monotonic() - t0
 
 
