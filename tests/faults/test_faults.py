@@ -36,9 +36,11 @@ def run_case(case: str, tmp: Path, *args: str) -> tuple[subprocess.CompletedProc
 
 def outcomes(out: str) -> dict[str, str]:
     """test name -> PASSED/FAILED/ERROR from pytest's -rA short summary."""
-    found = {}
+    found: dict[str, str] = {}
     for m in re.finditer(r"^(PASSED|FAILED|ERROR) \S+::(\w+)(?:\[[^\]]*\])?", out, re.M):
-        found.setdefault(m.group(2), m.group(1))
+        # A teardown error lists the test twice (PASSED, then ERROR): the error wins.
+        if found.get(m.group(2)) in (None, "PASSED"):
+            found[m.group(2)] = m.group(1)
     return found
 
 
