@@ -69,7 +69,10 @@ def _until_fail(item: pytest.Item, nextitem: pytest.Item | None) -> bool:
         if i > 1:
             item._initrequest()  # type: ignore[attr-defined]
         item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-        reports = runtestprotocol(item, nextitem=nextitem if i == n else item, log=False)
+        # Between runs tear down only the test's own fixtures: its parent stays set up
+        # (module and session fixtures, the VM); nextitem=item would keep the test's too.
+        keep = nextitem if i == n else item.parent
+        reports = runtestprotocol(item, nextitem=keep, log=False)  # type: ignore[arg-type]
         failed = any(r.failed for r in reports)
         for r in reports:
             r.user_properties.append(("iteration", i))
