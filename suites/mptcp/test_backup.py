@@ -8,15 +8,12 @@ from fixtures import mptcp_pm
 from fixtures.mptcp_pm import ep
 from fixtures.mptcp_session import intact, summary
 from fixtures.mptcp_wire import MpJoin, MpPrio
-from knit.kernels import version_key
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 BACKUP = ep("10.0.2.1", "subflow", "backup", id=2, dev="ns1eth2")
 
 
-@pytest.mark.xfail(strict=False, reason="pcap byte count unreliable under TCG: tcpdump wrote "
-                   "171 of 279 filtered packets in a 6.12 CI run (to fix: count via counters)")
-def test_backup_subflow_idle_while_primary_up(mp, knit_kernel):
+def test_backup_subflow_idle_while_primary_up(mp):
     mp.pair(paths=2)
     mp.pm("ns1", subflows=1, endpoints=(BACKUP,))
     mp.pm("ns2", subflows=1)
@@ -25,14 +22,19 @@ def test_backup_subflow_idle_while_primary_up(mp, knit_kernel):
     assert intact(r) and r["info_end"]["subflows"] == 1, summary(r)
     assert [e.option.backup for e in obs.wire(MpJoin, variant="syn")] == [True]
     obs.check("ns2", MPJoinSynBackupRx=1)
-    assert obs.bytes_via("10.0.1.1") >= 2 << 20
-    up = sum(n for (src, *_), n in obs.flows.items() if src == "10.0.2.1")
-    down = sum(n for (_, _, dst, _), n in obs.flows.items() if dst == "10.0.2.1")
-    assert up == 0, obs.flows
-    # Seen on debian-6.1 (6.1.0-56): ~1 KB of the reply still goes over the backup;
-    # 6.12 sends none. Older kernels get a small allowance, newer ones none.
-    allowed = 0 if version_key(knit_kernel.version) >= version_key("6.12") else 16 << 10
-    assert down <= allowed, obs.flows
+    # Per-subflow counts from the client's tcp_info: a capture drops packets under TCG.
+    sf = {s["local"][0]: s for s in r["subflows_end"]}
+    assert sf["10.0.1.1"]["bytes_acked"] >= 1 << 20, sf
+    assert only_reinjected(obs, "ns1", "ns2", sf["10.0.2.1"]["data_segs_out"]), sf
+    assert only_reinjected(obs, "ns2", "ns1", sf["10.0.2.1"]["data_segs_in"]), sf
+
+
+def only_reinjected(obs, sender: str, receiver: str, backup_segs: int) -> bool:
+    """No data on the backup, except stale data the sender reinjected there: the kernel
+    uses a backup when the primary makes no progress (MPTCPRetrans), which a slow TCG
+    guest can trigger; the receiver then sees duplicates (DuplicateData)."""
+    return backup_segs == 0 or (obs.count(sender, "MPTCPRetrans") > 0
+                                and obs.count(receiver, "DuplicateData") > 0)
 
 
 def test_data_moves_to_backup_when_primary_fails(mp):
