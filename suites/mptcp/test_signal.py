@@ -11,9 +11,7 @@ from fixtures.mptcp_wire import AddAddr, MpJoin
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 
 
-@pytest.mark.parametrize("accepted", [0, pytest.param(1, marks=pytest.mark.xfail(
-    strict=False, reason="6.12 fresh-clone CI run: add_addr_accepted reached 2 with the "
-    "limit at 1; not yet known whether kernel or test")), 2])
+@pytest.mark.parametrize("accepted", [0, 1, 2])
 def test_add_addr_accepted_up_to_limit(mp, accepted):
     mp.pair(paths=4)
     mp.pm("ns2", subflows=3, endpoints=server_eps(3))       # announces 10.0.{2,3,4}.2
@@ -21,6 +19,10 @@ def test_add_addr_accepted_up_to_limit(mp, accepted):
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, wait_subflows=accepted)
     assert intact(r), summary(r)
+    if r["info_end"]["add_addr_accepted"] > accepted and accept_race(obs, accepted):
+        pytest.xfail(f"kernel race: ADD_ADDR #{accepted + 1} arrived while the PM worker "
+                     f"was connecting for #{accepted} (pm.lock dropped, accept_addr still "
+                     f"set), so {r['info_end']['add_addr_accepted']} were accepted")
     assert r["info_end"]["subflows"] == accepted, summary(r)
     assert r["info_end"]["add_addr_accepted"] == accepted
     obs.check("ns1", AddAddr=3, MPJoinSynAckRx=accepted)
@@ -33,6 +35,16 @@ def test_add_addr_accepted_up_to_limit(mp, accepted):
     assert len(obs.wire(AddAddr, echo=True)) == echoed
     assert len(obs.wire(MpJoin, variant="syn")) == accepted
     assert len(obs.pm("ns1", "ANNOUNCED")) == 3
+
+
+def accept_race(obs, limit: int) -> bool:
+    """The in-kernel PM (6.12's pm_kernel.c, same upstream) echoes an ADD_ADDR, then drops
+    pm.lock to connect, and only afterwards clears accept_addr when the limit is reached.
+    An ADD_ADDR that reaches the client before that subflow's MP_JOIN SYN left passes the
+    check. True when the capture shows exactly that ordering."""
+    adds = sorted(e.time for e in obs.wire(AddAddr, echo=False))
+    syns = sorted(e.time for e in obs.wire(MpJoin, variant="syn"))
+    return 0 < limit < len(adds) and len(syns) >= limit and adds[limit] <= syns[limit - 1]
 
 
 def test_add_addr_with_port(mp):
