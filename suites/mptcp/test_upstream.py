@@ -8,11 +8,12 @@ import pytest
 from fixtures.mptcp_pm import ep
 from fixtures.mptcp_session import intact, summary
 from fixtures.mptcp_wire import Dss, MpCapable, MpFastclose, MpJoin
+from knit.kernels import version_key
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 
 
-def test_fullmesh_2x2(mp):
+def test_fullmesh_2x2(mp, knit_kernel):
     """Two fullmesh endpoints x two remote addresses (initial + ADD_ADDR) = 4 joins."""
     mp.pair(paths=4)
     mp.pm("ns1", subflows=4, add_addr_accepted=1,
@@ -22,6 +23,10 @@ def test_fullmesh_2x2(mp):
         r = mp.transfer(size=1 << 20, wait_subflows=4)
     assert intact(r) and r["info_end"]["subflows"] == 4, summary(r)
     pairs = sorted((e.src, e.dst) for e in obs.wire(MpJoin, variant="syn"))
+    if len(set(pairs)) < len(pairs) and version_key(knit_kernel.version) < version_key("6.12"):
+        # Seen on 6.1.0-56: the ADD_ADDR's joins and the endpoint's joins overlap, one pair
+        # twice, and the subflow limit then leaves another pair out. 6.12 makes each once.
+        pytest.xfail(f"fullmesh made a duplicate join (mptcp_net-next#435): {pairs}")
     assert pairs == [(s, d) for s in ("10.0.2.1", "10.0.3.1") for d in ("10.0.1.2", "10.0.4.2")]
     obs.check("ns2", MPJoinAckRx=4)
 
