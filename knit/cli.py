@@ -36,7 +36,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from knit import bench
 
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    result = bench.run(args.kernel or kernels.default_kernel(), rounds=args.rounds, log=log)
+    kernel = args.kernel or kernels.default_kernel()
+    if args.selftests:
+        from knit import bench_selftests
+        result = bench_selftests.run(kernel, list(args.selftests), args.workers, log=log)
+    else:
+        result = bench.run(kernel, rounds=args.rounds, log=log)
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
     return 0
 
@@ -135,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--kernel")
     b.add_argument("--rounds", type=int, default=2)
     b.add_argument("--json", action="store_true", help="progress to stderr, one JSON line last")
+    b.add_argument("--selftests", metavar="GROUPS",
+                   help="instead: mptcp_join groups (e.g. fsrbl6) run directly in plain vng, "
+                        "serially, then as knit items; verdicts and wall times compared")
+    b.add_argument("--workers", type=int, default=2, help="pytest -n for --selftests")
     b.set_defaults(func=cmd_bench)
     sh = sub.add_parser("shell", help="interactive shell in a VM, optionally with a topology")
     sh.add_argument("--kernel")

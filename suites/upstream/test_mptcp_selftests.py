@@ -21,7 +21,7 @@ def test_selftest(vm, knit_kernel, selftest, artifacts_dir, request):
     (artifacts_dir / "output.log").write_text(r.stdout + r.stderr)
     cases = ktap.parse(r.stdout)
     request.node.user_properties.append(
-        ("cases", [{"name": c.name, "outcome": c.outcome} for c in cases]))
+        ("cases", [{"number": c.number, "name": c.name, "outcome": c.outcome} for c in cases]))
     failed = [c for c in cases if c.outcome == "failed"]
     if r.rc == 4 and not failed:  # kselftest's SKIP
         reason = (r.stdout.strip().splitlines() or ["(no output)"])[-1]
