@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("-o", "--output", default="artifacts/report.html")
     r.add_argument("--kcidb", metavar="PATH", help="also write a KCIDB v5 submission")
     r.set_defaults(func=cmd_report)
+    from knit import toa_deploy
+    toa_deploy.add_parser(sub)
     args = p.parse_args(argv)
     try:
         return args.func(args)

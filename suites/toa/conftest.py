@@ -1,32 +1,45 @@
-"""Fixtures of the TOA suite: the module built for the test's kernel (on the host, cached
-under $KNIT_CACHE/kmod), loaded in the guest for one test, and the client/backend netns.
+"""Fixtures of the TOA suite. Every case that uses `toa` (or `toa_net`) runs once per TOA
+implementation named by `--toa-impl kmod|bpf|all` (suites/conftest.py), shown in the test
+id: test_x[debian-6.12-kmod], test_x[debian-6.12-bpf].
 
-`--toa-src PATH` points the suite at another TOA module source (a vendor's). It is read
-when suites/toa is on the command line (pytest loads this conftest at start-up then).
+    kmod  the module built for the test's kernel (on the host, cached under $KNIT_CACHE/kmod)
+          and loaded in the guest for one test; `--toa-src PATH` swaps in a vendor's source
+    bpf   bpf/toa compiled once on the host (cached under $KNIT_CACHE/bpf; one object for
+          every kernel), attached with bpftool to a cgroup of the backend's servers
 """
 
 from __future__ import annotations
 
 import compileall
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from fixtures.toa_impl import ALLOW, BPF_SRC, Toa, bpf_attached, selected, sha256
 from fixtures.toa_net import SOCKOPS_TOA_ADDR, ToaNet, topology
-from knit import kbuild
+from knit import kbuild, requirements
 from knit.kernels import Kernel
 from knit.vm import VM
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_SRC = ROOT / "kmod" / "toa"
-_BUILDS: dict[str, dict] = {}
+_BUILDS: dict[tuple[str, str], dict] = {}
+_OVERHEAD: dict[str, dict] = {}
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("knit").addoption(
-        "--toa-src", metavar="PATH", default=None,
-        help="TOA module source dir to build and test instead of kmod/toa (a vendor's)")
+@pytest.hookimpl(trylast=True)  # after knit's kernel parameter: test_x[debian-6.12-bpf]
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "toa_impl" in metafunc.fixturenames:
+        impls = selected(metafunc.config)
+        metafunc.parametrize("toa_impl", impls, ids=impls, indirect=True)
+
+
+@pytest.fixture
+def toa_impl(request: pytest.FixtureRequest) -> str:
+    """kmod or bpf (parametrized by --toa-impl)."""
+    return request.param
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,6 +57,13 @@ def toa_src(pytestconfig: pytest.Config) -> Path:
     return Path(src).expanduser().resolve() if src else REFERENCE_SRC
 
 
+def _record(request: pytest.FixtureRequest, kind: str, built: kbuild.Built) -> None:
+    request.node.user_properties += [("toa_impl", kind), ("toa_module", str(built.path)),
+                                     ("toa_sha256", sha256(built.path)),
+                                     ("toa_build_s", built.seconds),
+                                     ("toa_build_cached", built.cached)]
+
+
 @pytest.fixture
 def toa_ko(request: pytest.FixtureRequest, toa_src: Path, knit_kernel: Kernel) -> kbuild.Built:
     """toa.ko for this kernel, built on the host (or taken from the cache)."""
@@ -51,30 +71,50 @@ def toa_ko(request: pytest.FixtureRequest, toa_src: Path, knit_kernel: Kernel) -
         built = kbuild.build_module(toa_src, knit_kernel)
     except kbuild.BuildError as e:
         pytest.fail(str(e), pytrace=False)
-    request.node.user_properties += [("toa_module", str(built.path)),
-                                     ("toa_build_s", built.seconds),
-                                     ("toa_build_cached", built.cached)]
+    _record(request, "kmod", built)
     return built
 
 
 @pytest.fixture
-def toa(vm: VM, toa_ko: kbuild.Built) -> Iterator[kbuild.Built]:
-    """The module loaded (insmod of the host path) for this test, rmmod'ed after it."""
-    with kbuild.loaded(vm, toa_ko):
-        yield toa_ko
+def toa_bpf_obj(request: pytest.FixtureRequest, knit_kernel: Kernel) -> kbuild.Built:
+    """bpf/toa's object: compiled on the host, independent of the kernel (uapi only)."""
+    missing = requirements.missing_kconfig(knit_kernel, ("CONFIG_CGROUP_BPF",
+                                                         "CONFIG_BPF_SYSCALL"))
+    if missing:
+        pytest.skip(f"bpf/toa needs {'; '.join(missing)}")
+    try:
+        built = kbuild.build_bpf(BPF_SRC)
+    except kbuild.BuildError as e:
+        pytest.fail(str(e), pytrace=False)
+    _record(request, "bpf", built)
+    return built
 
 
 @pytest.fixture
-def toa_net(vm: VM, topo, toa: kbuild.Built) -> ToaNet:
-    """Module loaded, backend and client namespaces built."""
+def toa(request: pytest.FixtureRequest, vm: VM, toa_impl: str) -> Iterator[Toa]:
+    """The TOA under test, active for this test: the module loaded (rmmod'ed after), or the
+    BPF programs attached to a fresh cgroup with ALLOW as allowlist (detached after)."""
+    if toa_impl == "kmod":
+        ko = request.getfixturevalue("toa_ko")
+        with kbuild.loaded(vm, ko):
+            yield Toa("kmod", ko, {"kind": "kmod", "module": ko.name})
+        return
+    obj = request.getfixturevalue("toa_bpf_obj")
+    with bpf_attached(vm, obj, ALLOW) as state:
+        yield Toa("bpf", obj, state)
+
+
+@pytest.fixture
+def toa_net(vm: VM, topo, toa: Toa) -> ToaNet:
+    """TOA active, backend and client namespaces built."""
     topo(topology())
-    return ToaNet(vm, toa.name)
+    return ToaNet(vm, toa.impl)
 
 
 @pytest.fixture
-def reference_only(toa_src: Path) -> None:
+def reference_only(toa_impl: str, toa_src: Path) -> None:
     """Cases that read the reference module's `entries` parameter or exact stats rows."""
-    if toa_src != REFERENCE_SRC:
+    if toa_impl == "kmod" and toa_src != REFERENCE_SRC:
         pytest.skip(f"needs kmod/toa's entries parameter and toa_stats rows; "
                     f"--toa-src {toa_src} may not have them")
 
@@ -83,14 +123,20 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # Runs in the controller under xdist too: the properties travel with the report.
     props = dict(report.user_properties)
     if report.when == "setup" and "toa_build_s" in props:
-        _BUILDS.setdefault(props.get("kernel_version", "?"), props)
+        _BUILDS.setdefault((props["toa_impl"], props.get("kernel_version", "?")), props)
+    if report.when == "call" and "toa_overhead" in props:
+        _OVERHEAD[props.get("kernel_version", "?")] = props["toa_overhead"]
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    for version, p in sorted(_BUILDS.items()):
+    for (impl, version), p in sorted(_BUILDS.items()):
         how = "from the cache, built earlier in" if p["toa_build_cached"] else "built in"
-        terminalreporter.write_line(f"toa: {p['toa_module']} for {version}: "
+        terminalreporter.write_line(f"toa {impl}: {p['toa_module']} (sha256 "
+                                    f"{p['toa_sha256'][:16]}) for {version}: "
                                     f"{how} {p['toa_build_s']:.1f} s")
+    for version, o in sorted(_OVERHEAD.items()):
+        terminalreporter.write_line(f"toa overhead on {version}, {o['n']} connections, "
+                                    f"median of {o['rounds']}: {json.dumps(o)}")
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.toa_net import SRV4, Conn, ToaNet
+from fixtures.toa_net import CLI4, SRV4, Conn, ToaNet
+from fixtures.toa_stats import delta
 from fixtures.toa_wire import EOL, EXP253, NOP, toa
 
 A = ("203.0.113.7", 4242)       # the "real client" a balancer reports
@@ -76,3 +77,21 @@ def test_malformed_options_each_have_a_defined_outcome(toa_net: ToaNet) -> None:
            for case, s in zip(MALFORMED, seen, strict=True)}
     assert got == {case: want for case, (_, want) in MALFORMED.items()}
     assert all(s.accept == s.getpeername and s.getsockname == (SRV4, 5001) for s in seen)
+
+
+def test_option_honoured_only_from_allowed_balancer_prefixes(toa_net: ToaNet) -> None:
+    if toa_net.kind == "kmod":
+        # By design the module trusts every peer: any client can claim any address.
+        (seen,) = toa_net.connect(Conn(ack_opts=toa(*A)))
+        assert seen.getpeername == A
+        return
+    # bpf/toa honours the option only from balancers in its allowlist (toa_allow).
+    toa_net.allow("203.0.113.0/24", "2001:db8:ffff::/48")   # not the client 198.18.0.2
+    before = toa_net.stats()
+    (spoofed,) = toa_net.connect(Conn(ack_opts=toa(*A)))
+    assert spoofed.accept == spoofed.getpeername == spoofed.real
+    d = delta(before, toa_net.stats())
+    assert (d["syn_recv_sock_toa_untrusted"], d["syn_recv_sock_toa"]) == (1, 0)
+    toa_net.allow(f"{CLI4}/32")
+    (trusted,) = toa_net.connect(Conn(ack_opts=toa(*A)))
+    assert trusted.accept == trusted.getpeername == A

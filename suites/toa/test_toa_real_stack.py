@@ -7,19 +7,19 @@ import json
 
 import pytest
 
+from fixtures.toa_impl import Toa
 from fixtures.toa_net import CLI4, CLIENT_NS, SERVER_NS, SOCKOPS_TOA_ADDR, SRV4, real_topology
-from knit import kbuild
 from knit.vm import VM
 
 
 @pytest.mark.kernel(min="5.10")
 @pytest.mark.kconfig("CONFIG_CGROUP_BPF", "CONFIG_BPF_SYSCALL")
-def test_sockops_client_connections_map_to_the_option(vm: VM, topo, toa: kbuild.Built,
+def test_sockops_client_connections_map_to_the_option(vm: VM, topo, toa: Toa,
                                                      toa_sockops: dict) -> None:
     topo(real_topology())
     n, port = 5, 5003
     server = [vm.cfg.python, "-m", "fixtures.toa_server", "--port", str(port),
-              "--count", str(n), "--echo"]
+              "--count", str(n), "--echo", *toa.server_args]
     with vm.spawn(server, ns=SERVER_NS, ready="^listening", ready_timeout=vm.t(60)) as srv:
         sent = vm.call("fixtures.toa_bpf:clients", ns=CLIENT_NS, cgroup=toa_sockops["cgroup"],
                        dst=SRV4, port=port, n=n)

@@ -1,0 +1,18 @@
+"""Options of the suites that must exist before collection: pytest parses the command line
+once, before it reads the conftest of a suite folder that is not named on it, so an option
+registered in suites/<x>/conftest.py would break a plain `pytest` from the root."""
+
+from __future__ import annotations
+
+import pytest
+
+TOA_IMPLS = ("kmod", "bpf")  # fixtures.toa_impl.IMPLS
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("knit")
+    g.addoption("--toa-src", metavar="PATH", default=None,
+                help="TOA module source dir to build and test instead of kmod/toa (a vendor's)")
+    g.addoption("--toa-impl", choices=(*TOA_IMPLS, "all"), default="all",
+                help="TOA implementation(s) suites/toa runs every case against: the kernel "
+                     "module (kmod/toa), the BPF programs (bpf/toa), or both (default: all)")
