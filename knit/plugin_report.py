@@ -45,12 +45,15 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if retries <= 0:
         return None
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    first_failure = ""
     for attempt in range(retries + 1):
         if attempt:
             item._initrequest()  # type: ignore[attr-defined]  # fresh fixture state
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
         if not any(r.failed for r in reports) or attempt == retries:
             break
+        # Kept for the results: a pass on retry would otherwise lose why it failed first.
+        first_failure = first_failure or next(_message(r) for r in reports if r.failed)
         entry = item.stash.get(VM_KEY, None)
         if entry is not None and not entry[1].dirty:
             entry[1].dirty = "flake retry: the retry gets a fresh VM"
@@ -58,6 +61,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         r.user_properties.append(("attempts", attempt + 1))
         if attempt and not any(x.failed for x in reports):
             r.knit_flaky = True  # type: ignore[attr-defined]
+            r.user_properties.append(("first_failure", first_failure))
         item.ihook.pytest_runtest_logreport(report=r)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
@@ -117,7 +121,7 @@ class Collector:
         outcome = _outcome(rep)
         if outcome and _rank(outcome) > _rank(rec.outcome):
             rec.outcome = outcome
-            rec.message = _message(rep)
+            rec.message = props.get("first_failure") if outcome == "flaky" else _message(rep)
 
 
 def _outcome(rep: pytest.TestReport) -> str | None:
@@ -189,5 +193,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                 terminalreporter.write_line(f"KEPT {rep.nodeid}: {content}", bold=True)
     flaky = [r for r in config.stash[COLLECTOR].by_id.values() if r.outcome == "flaky"]
     for r in flaky:
-        terminalreporter.write_line(f"FLAKY {r.nodeid} (passed on attempt {r.attempts})",
+        terminalreporter.write_line(f"FLAKY {r.nodeid} (passed on attempt {r.attempts}; "
+                                    f"first failure: {r.message or '?'})",
                                     yellow=True)
