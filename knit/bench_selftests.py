@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,14 +37,18 @@ def direct(k: kernels.Kernel, where: Path, opts: list[str], timeout: float,
     verdicts: dict[str, str] = {}
     t0 = time.monotonic()
     for o in opts:
+        # With stdin not a terminal, vng shows the command's output only on the console
+        # (--verbose) and exits 255 whatever the command did: take the exit code from
+        # virtme-ng-init's console line.
         spec = vngcmd.VngSpec(image=k.image, command=[f"./{SCRIPT}", f"-{o}"], accel=acc,
-                              cwd=where, verbose=False)
+                              cwd=where, verbose=True)
         g0 = time.monotonic()
         p = subprocess.run(vngcmd.build(spec), stdin=subprocess.DEVNULL, capture_output=True,
                            text=True, env=env, timeout=timeout)
         cases = ktap.parse(p.stdout)
         verdicts.update({f"-{o} {c.number} {c.name}": c.outcome for c in cases})
-        log(f"direct -{o}: {len(cases)} cases, rc {p.returncode}, "
+        rc = re.findall(r"virtme-ng-init: script exited with code (\d+)", p.stdout)
+        log(f"direct -{o}: {len(cases)} cases, script exit {rc[-1] if rc else '?'}, "
             f"{time.monotonic() - g0:.0f}s")
     return verdicts, time.monotonic() - t0
 
