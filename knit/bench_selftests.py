@@ -63,28 +63,45 @@ def via_knit(kernel: str, groups: dict[str, str], workers: int,
         t0 = time.monotonic()
         subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         seconds = time.monotonic() - t0
-        tests = json.loads(out.read_text())["tests"] if out.exists() else []
-    by_group = {g: o for o, g in groups.items()}
-    verdicts: dict[str, str] = {}
-    for t in tests:
-        group = t["test"].rsplit("mptcp_join-", 1)[-1].rstrip("]")  # "test": no kernel
-        for c in t.get("cases") or []:
-            verdicts[f"-{by_group.get(group, group)} {c['number']} {c['name']}"] = c["outcome"]
-        log(f"knit {t['nodeid']}: {t['outcome']}, {len(t.get('cases') or [])} cases")
+        verdicts, _ = knit_verdicts(out, groups, log)
     return verdicts, seconds
 
 
+def knit_verdicts(path: Path, groups: dict[str, str],
+                  log: Callable[[str], None]) -> tuple[dict[str, str], float]:
+    """Per-case verdicts of the join groups in a knit results.json, and its wall time."""
+    data = json.loads(path.read_text()) if path.exists() else {}
+    by_group = {g: o for o, g in groups.items()}
+    verdicts: dict[str, str] = {}
+    for t in data.get("tests", []):
+        group = t["test"].rsplit("mptcp_join-", 1)[-1].rstrip("]")  # "test": no kernel
+        if group not in by_group:
+            continue
+        for c in t.get("cases") or []:
+            verdicts[f"-{by_group[group]} {c['number']} {c['name']}"] = c["outcome"]
+        log(f"knit {t['nodeid']}: {t['outcome']}, {len(t.get('cases') or [])} cases")
+    meta = data.get("meta", {})
+    return verdicts, meta.get("finished", 0) - meta.get("started", 0)
+
+
 def run(kernel: str, opts: list[str], workers: int = 2,
-        log: Callable[[str], None] = print) -> dict:
+        log: Callable[[str], None] = print, knit_results: Path | None = None) -> dict:
+    """Direct serial run, then knit's (or read knit's from an earlier `knit_results`)."""
     k = kernels.ensure(kernel)
     tree = selftests.fetch(k)
     where = selftests.build(tree, TARGET)
+    if opts == ["all"]:
+        opts = list(ktap.join_groups((tree.target_dir(TARGET) / SCRIPT).read_text()))
     groups = _groups(tree, opts)
     timeout = tree.timeout(TARGET) * (5 if accel.choose(k.image) == "tcg" else 1)
     d, d_s = direct(k, where, opts, timeout, log)
-    n, n_s = via_knit(kernel, groups, workers, log)
+    if knit_results is not None:
+        n, n_s = knit_verdicts(knit_results, groups, log)
+    else:
+        n, n_s = via_knit(kernel, groups, workers, log)
     differ = sorted(c for c in set(d) | set(n) if d.get(c) != n.get(c))
     return {"kernel": kernel, "version": k.version, "groups": "".join(opts),
             "cases": len(d), "direct_s": round(d_s, 1), "knit_s": round(n_s, 1),
             "workers": workers, "speedup": round(d_s / n_s, 2) if n_s else None,
+            "knit_results": str(knit_results) if knit_results else None,
             "differ": [{"case": c, "direct": d.get(c), "knit": n.get(c)} for c in differ]}

@@ -26,10 +26,41 @@ def cmd_kernels(args: argparse.Namespace) -> int:
                 print(f"{r['name']:<14} {r['version']:<24} {'yes' if r['cached'] else 'no'}{mark}")
         return 0
     if not args.names:
-        raise KnitError("knit kernels fetch needs a NAME, e.g. 'knit kernels fetch debian-6.12'")
+        raise KnitError(f"knit kernels {args.action} needs a NAME, e.g. "
+                        f"'knit kernels {args.action} debian-6.12'")
     for name in args.names:
-        kernels.fetch(name, force=args.force)
+        spec = kernels.load_catalog().get("kernel", {}).get(name)
+        if args.action == "build" or (spec or {}).get("source") == "build":
+            cmd_build(name, spec, args)
+        else:
+            kernels.fetch(name, force=args.force)
     return 0
+
+
+def cmd_build(name: str, spec: dict | None, args: argparse.Namespace) -> None:
+    from knit import kernel_build
+
+    if spec is None and not args.tree:
+        raise KnitError(f"{name} is not in kernels/kernels.toml: give its source with --tree")
+    spec = dict(spec or {})
+    if args.configs:
+        spec["configs"] = args.configs.split(",")
+    if args.debug:
+        spec["configs"] = [*spec.get("configs", kernel_build.DEFAULT_CONFIGS), "debug"]
+    tree = Path(args.tree) if args.tree else (Path(spec["tree"]) if "tree" in spec else None)
+    r = kernel_build.build(name, spec, tree=tree, jobs=args.jobs, force=args.force)
+    print(f"{name}: {r.version} in {r.out} ({'cached, ' if r.cached else ''}"
+          f"built in {r.seconds:.0f}s); use --kernel {name}")
+    for opt in r.dropped:
+        print(f"{name}: not kept by kconfig: {opt}")
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from knit import bisect
+
+    test = args.test[1:] if args.test[:1] == ["--"] else args.test
+    return bisect.run(Path(args.tree), args.good, args.bad, test, args.configs.split(","),
+                      jobs=args.jobs)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -39,7 +70,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     kernel = args.kernel or kernels.default_kernel()
     if args.selftests:
         from knit import bench_selftests
-        result = bench_selftests.run(kernel, list(args.selftests), args.workers, log=log)
+        groups = ["all"] if args.selftests == "all" else list(args.selftests)
+        result = bench_selftests.run(kernel, groups, args.workers, log=log,
+                                     knit_results=Path(args.knit_results)
+                                     if args.knit_results else None)
     else:
         result = bench.run(kernel, rounds=args.rounds, log=log)
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
@@ -131,19 +165,27 @@ def cmd_attach(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="knit", description="kernel networking test harness")
     sub = p.add_subparsers(dest="cmd", required=True)
-    k = sub.add_parser("kernels", help="list or fetch kernels")
-    k.add_argument("action", choices=["list", "fetch"])
+    k = sub.add_parser("kernels", help="list, fetch or build kernels")
+    k.add_argument("action", choices=["list", "fetch", "build"])
     k.add_argument("names", nargs="*")
-    k.add_argument("--force", action="store_true", help="fetch again even if cached")
+    k.add_argument("--force", action="store_true", help="fetch or build again even if cached")
+    k.add_argument("--tree", help="build: a local kernel git tree instead of Debian's source")
+    k.add_argument("--configs", help="build: fragments of kernels/configs, e.g. base,net,mptcp")
+    k.add_argument("--debug", action="store_true", help="build: add debug.config (KASAN, "
+                   "kmemleak, lockdep)")
+    k.add_argument("--jobs", type=int, default=0, help="build: make -j (default: all cores)")
     k.set_defaults(func=cmd_kernels)
     b = sub.add_parser("bench", help="boot and round-trip benchmark (prints JSON)")
     b.add_argument("--kernel")
     b.add_argument("--rounds", type=int, default=2)
     b.add_argument("--json", action="store_true", help="progress to stderr, one JSON line last")
     b.add_argument("--selftests", metavar="GROUPS",
-                   help="instead: mptcp_join groups (e.g. fsrbl6) run directly in plain vng, "
-                        "serially, then as knit items; verdicts and wall times compared")
+                   help="instead: mptcp_join groups (e.g. fsrbl6, or all) run directly in "
+                        "plain vng, serially, then as knit items; verdicts and wall times "
+                        "compared")
     b.add_argument("--workers", type=int, default=2, help="pytest -n for --selftests")
+    b.add_argument("--knit-results", metavar="PATH", help="--selftests: take knit's side "
+                   "from this results.json of an earlier pytest run instead of running it")
     b.set_defaults(func=cmd_bench)
     sh = sub.add_parser("shell", help="interactive shell in a VM, optionally with a topology")
     sh.add_argument("--kernel")
@@ -166,13 +208,27 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("-o", "--output", default="artifacts/report.html")
     r.add_argument("--kcidb", metavar="PATH", help="also write a KCIDB v5 submission")
     r.set_defaults(func=cmd_report)
+    bi = sub.add_parser("bisect", help="git bisect run over a kernel tree: build and test "
+                        "each step", usage="knit bisect --tree T --good A --bad B "
+                        "[--configs ...] -- pytest suites/...::test")
+    bi.add_argument("--tree", required=True, help="a kernel git checkout (kept clean)")
+    bi.add_argument("--good", required=True)
+    bi.add_argument("--bad", required=True)
+    bi.add_argument("--configs", default="base,net,mptcp,tipc,bpf",
+                    help="fragments of kernels/configs for every step")
+    bi.add_argument("--jobs", type=int, default=0, help="make -j (default: all cores)")
+    bi.add_argument("test", nargs=argparse.REMAINDER, help="-- pytest ARGS...")
+    bi.set_defaults(func=cmd_bisect)
     from knit import toa_deploy
     toa_deploy.add_parser(sub)
     args = p.parse_args(argv)
     try:
         return args.func(args)
     except KnitError as e:
-        print(f"knit: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        first, *rest = str(e).splitlines() or [""]
+        print(f"knit: error: {first}", file=sys.stderr)
+        if rest:  # e.g. a build's compiler output
+            print("\n".join(rest), file=sys.stderr)
         tail = getattr(e, "console_tail", "")
         if tail:
             print(f"--- console tail ---\n{tail}", file=sys.stderr)

@@ -121,6 +121,10 @@ def resolve(name: str) -> Kernel:
         return resolve_path(name)
     catalog = load_catalog()
     spec = catalog.get("kernel", {}).get(name)
+    if spec is None or spec.get("source") == "build":
+        built = resolve_built(name, spec)
+        if built is not None:
+            return built
     if spec is None:
         known = ", ".join(sorted(catalog.get("kernel", {})))
         raise KernelError(f"unknown kernel '{name}': use one of {known}, "
@@ -130,6 +134,28 @@ def resolve(name: str) -> Kernel:
     k = Kernel(name=name, version=version, image=root / "boot" / f"vmlinuz-{version}",
                headers=root / "usr" / "src" / f"linux-headers-{version}",
                config_path=root / "boot" / f"config-{version}")
+    return k
+
+
+def resolve_built(name: str, spec: dict | None) -> Kernel | None:
+    """A kernel built by 'knit kernels build NAME' (None if NAME was never built and is
+    not a build entry of the catalog)."""
+    from knit import kernel_build
+
+    out = kernel_build.current(name)
+    if out is None:
+        if spec is None:
+            return None
+        raise KernelError(f"{name} is built from source and not built yet: "
+                          f"run 'knit kernels build {name}'")
+    meta = json.loads((out.parent / "build.json").read_text())
+    if spec is not None:
+        frags = kernel_build.fragments(spec.get("configs", kernel_build.DEFAULT_CONFIGS))
+        if meta["config_sha256"] != kernel_build.config_hash(frags):
+            raise KernelError(f"{name} was built with other config fragments than "
+                              f"kernels/configs has now: run 'knit kernels build {name}'")
+    k = resolve_path(f"path:{out}")
+    k.name = name
     return k
 
 
@@ -180,7 +206,7 @@ def image_version(path: Path) -> str:
 # -- fetching -------------------------------------------------------------------------
 
 def is_cached(k: Kernel) -> bool:
-    if k.name.startswith("path:"):
+    if k.name.startswith("path:") or k.image.is_dir():
         return True
     return (kernel_dir(k.version) / "complete").exists()
 
@@ -212,7 +238,7 @@ def fetch(name: str, force: bool = False,
           progress: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> Kernel:
     """Download, extract and depmod a kernel into the cache. Idempotent and locked."""
     k = resolve(name)
-    if name.startswith("path:"):
+    if name.startswith("path:") or k.image.is_dir():
         return k
     kd = kernel_dir(k.version)
     with locked(cache_dir() / "kernels" / f".{k.version}.lock"):

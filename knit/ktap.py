@@ -43,3 +43,21 @@ def join_groups(script: str) -> dict[str, str]:
     if not block:
         return {}
     return dict(re.findall(r"(\S)@(\w+?)_tests", block.group(1)))
+
+
+PROP = re.compile(r"^case (\d+) - (.*)$")
+
+
+def prop_name(case: Case) -> str:
+    """The JUnit property name of a case; its value is the outcome."""
+    return f"case {case.number} - {case.name}"
+
+
+def cases_from_props(props: list[tuple[str, object]]) -> list[dict]:
+    """The cases recorded as JUnit properties, back as dicts for results.json."""
+    out = []
+    for key, value in props:
+        m = PROP.match(str(key))
+        if m:
+            out.append({"number": int(m.group(1)), "name": m.group(2), "outcome": value})
+    return out

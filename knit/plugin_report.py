@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from _pytest.runner import runtestprotocol
 
-from knit import results
+from knit import ktap, results
 from knit.plugin import VM_KEY, kernel_names
 
 
@@ -113,7 +113,7 @@ class Collector:
         rec.kernel_version = props.get("kernel_version", rec.kernel_version)
         rec.accel = props.get("accel", rec.accel)
         rec.attempts = props.get("attempts", rec.attempts)
-        rec.cases = props.get("cases", rec.cases)
+        rec.cases = ktap.cases_from_props(rep.user_properties) or rec.cases
         rec.duration += rep.duration
         for title, content in rep.sections:
             if title == "knit artifacts":

@@ -10,13 +10,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tarfile
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from knit import kernels
+from knit import kernels, ksource
 from knit.errors import KnitError
 
 # mptcp_join.sh's test groups, by option (from its usage text).
@@ -100,19 +98,7 @@ def fetch(k: kernels.Kernel, progress: Callable[[str], None] =
         if (base / "complete").exists():
             (base.parent / f"kernel-{k.version}").write_text(version + "\n")
             return Tree(version, root)
-        base.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=base) as tmp:
-            progress(f"selftests: downloading {pkg} {version}")
-            kernels.run_tool(["apt-get", "download", "-q", f"{pkg}={version}"], cwd=tmp,
-                         fix=f"check 'apt-cache policy {pkg}'")
-            deb = next(Path(tmp).glob("*.deb"))
-            kernels.run_tool(["dpkg-deb", "-x", str(deb), tmp], fix="the download is corrupt")
-            tarball = next(Path(tmp).glob("usr/src/linux-source-*.tar.*"))
-            progress(f"selftests: extracting {tarball.name}")
-            with tarfile.open(tarball) as tf:
-                top = tf.next().name.split("/")[0]
-                tf.extractall(tmp, filter="tar")
-            (Path(tmp) / top).rename(root)
+        ksource.extract(pkg, version, root, progress)
         (base / "complete").write_text(version + "\n")
     (base.parent / f"kernel-{k.version}").write_text(version + "\n")
     return Tree(version, root)

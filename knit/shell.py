@@ -18,17 +18,25 @@ import tty
 from pathlib import Path
 
 from knit.errors import KnitError
+from knit.kernels import ROOT
 from knit.topology import Topology
 from knit.vm import VM
 
 
 def load_topology(spec: str) -> Topology:
-    """'suites/mptcp/topologies.py:NAME' or 'package.module:NAME'; NAME is a Topology or a
-    function returning one."""
+    """'suites/mptcp:NAME' (the suite's topologies.py), 'FILE.py:NAME' or
+    'package.module:NAME'; NAME is a Topology or a function returning one."""
     where, _, name = spec.rpartition(":")
     if not where or not name:
-        raise KnitError(f"bad --topology '{spec}': use FILE.py:NAME or package.module:NAME")
+        raise KnitError(f"bad --topology '{spec}': use suites/SUITE:NAME, FILE.py:NAME or "
+                        "package.module:NAME")
+    if Path(where).is_dir():
+        where = str(Path(where) / "topologies.py")
     if where.endswith(".py"):
+        # Suites import the project's fixtures and their own helpers.
+        for p in (ROOT, Path(where).resolve().parent):
+            if str(p) not in sys.path:
+                sys.path.insert(0, str(p))
         path = Path(where)
         if not path.exists():
             raise KnitError(f"--topology file {path} not found")
@@ -39,7 +47,9 @@ def load_topology(spec: str) -> Topology:
         mod = importlib.import_module(where)
     obj = getattr(mod, name, None)
     if obj is None:
-        raise KnitError(f"--topology: {where} has no '{name}'")
+        known = ", ".join(getattr(mod, "__all__", []))
+        raise KnitError(f"--topology: {where} has no '{name}'"
+                        + (f"; it has {known}" if known else ""))
     topo = obj() if callable(obj) and not isinstance(obj, Topology) else obj
     if not isinstance(topo, Topology):
         raise KnitError(f"--topology: {spec} is not a knit.topology.Topology")

@@ -20,8 +20,8 @@ def test_selftest(vm, knit_kernel, selftest, artifacts_dir, request):
                timeout=vm.t(tree.timeout("net/mptcp")))
     (artifacts_dir / "output.log").write_text(r.stdout + r.stderr)
     cases = ktap.parse(r.stdout)
-    request.node.user_properties.append(
-        ("cases", [{"number": c.number, "name": c.name, "outcome": c.outcome} for c in cases]))
+    # One JUnit property per TAP case: "case 12 - name" = outcome.
+    request.node.user_properties += [(ktap.prop_name(c), c.outcome) for c in cases]
     failed = [c for c in cases if c.outcome == "failed"]
     if r.rc == 4 and not failed:  # kselftest's SKIP
         reason = (r.stdout.strip().splitlines() or ["(no output)"])[-1]

@@ -26,3 +26,10 @@ def test_mptcp_lib_flaky_marker_and_plain_lines():
 def test_join_groups_are_read_from_the_script():
     script = "all_tests_sorted=(\n\tf@subflows_tests\n\tS@checksum_tests\n)\n"
     assert ktap.join_groups(script) == {"f": "subflows", "S": "checksum"}
+
+
+def test_cases_round_trip_through_junit_properties():
+    cases = ktap.parse((DATA / "ktap_mptcp_diag_6.12.117.txt").read_text())
+    props = [("kernel", "debian-6.12")] + [(ktap.prop_name(c), c.outcome) for c in cases]
+    back = ktap.cases_from_props(props)
+    assert back == [{"number": c.number, "name": c.name, "outcome": c.outcome} for c in cases]
