@@ -20,10 +20,14 @@ def free_port() -> int:
 
 
 def gdb_hint(vm: VM) -> str:
-    v = vm.cfg.kernel.version
-    return (f"gdb stub of {vm.cfg.kernel.name} at 127.0.0.1:{vm.cfg.gdb_port}: "
-            f"gdb -ex 'target remote 127.0.0.1:{vm.cfg.gdb_port}' /usr/lib/debug/boot/vmlinux-{v}"
-            f"  (symbols: apt-get download linux-image-{v}-dbg && dpkg-deb -x it /)")
+    k, port = vm.cfg.kernel, vm.cfg.gdb_port
+    target = f"gdb -ex 'target remote 127.0.0.1:{port}'"
+    built = k.image / "vmlinux" if k.image.is_dir() else None
+    if built is not None and built.exists():  # a build tree: its own vmlinux has symbols
+        return f"gdb stub of {k.name} at 127.0.0.1:{port}: {target} {built}"
+    return (f"gdb stub of {k.name} at 127.0.0.1:{port}: "
+            f"{target} /usr/lib/debug/boot/vmlinux-{k.version}"
+            f"  (symbols: apt-get download linux-image-{k.version}-dbg && dpkg-deb -x it /)")
 
 
 class VMPool:

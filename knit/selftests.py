@@ -7,6 +7,7 @@ on the host and is cached by (source version, target) under $KNIT_CACHE/selftest
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -90,8 +91,16 @@ def cached(k: kernels.Kernel) -> Tree | None:
 
 def fetch(k: kernels.Kernel, progress: Callable[[str], None] =
           lambda m: print(m, file=sys.stderr)) -> Tree:
-    """Download and extract the matching source once; later calls return the cache."""
-    pkg, version = source_package(k)
+    """Download and extract the matching source once; later calls return the cache.
+    A source-built kernel takes its selftests from the source it was built from."""
+    built = k.image / ".." / "build.json" if k.image.is_dir() else None
+    if built is not None and built.exists():
+        revision = json.loads(built.read_text())["revision"]
+        if "=" not in revision:  # a git tree: its own selftests, built in place
+            return Tree(revision, Path(json.loads(built.read_text())["tree"]))
+        pkg, version = revision.split("=", 1)
+    else:
+        pkg, version = source_package(k)
     base = kernels.cache_dir() / "selftests" / version
     root = base / "src"
     with kernels.locked(base.parent / f".{version}.lock"):
