@@ -2,6 +2,9 @@
 
 import pytest
 
+from knit.errors import KnitError
+from knit.kernels import ROOT
+from knit.shell import load_topology
 from knit.topology import End, Link, Node, Route, Topology, TopologyError, pair, veth
 
 
@@ -43,3 +46,18 @@ def test_validation_names_the_mistake(topology, message):
 def test_addr_of_a_missing_interface_is_an_error():
     with pytest.raises(TopologyError, match="no IPv6 address on ns1:nope"):
         pair().addr("ns1", "nope", family=6)
+
+
+@pytest.mark.parametrize(("spec", "nodes"), [
+    ("suites/mptcp:two_hosts", ["ns1", "ns2"]),
+    ("suites/mptcp:routed", ["ns1", "r", "ns2"]),
+    ("suites/toa:real", ["toa_s", "toa_c"]),
+    ("suites/tipc:three_on_bridge", ["tipc1", "tipc2", "tipc3", "tipcsw"]),
+])
+def test_knit_shell_finds_each_suites_topologies(spec, nodes):
+    assert load_topology(str(ROOT / spec)).names == nodes
+
+
+def test_unknown_suite_topology_lists_the_known_ones():
+    with pytest.raises(KnitError, match="has no 'nope'; it has routed, two_hosts"):
+        load_topology(str(ROOT / "suites/mptcp:nope"))
