@@ -29,8 +29,10 @@ def _groups(tree: selftests.Tree, opts: list[str]) -> dict[str, str]:
 
 
 def direct(k: kernels.Kernel, where: Path, opts: list[str], timeout: float,
-           log: Callable[[str], None]) -> tuple[dict[str, str], float]:
-    """Each group in its own `vng -- ./mptcp_join.sh -X`, serially; verdicts by case."""
+           log: Callable[[str], None],
+           per_group: dict[str, float] | None = None) -> tuple[dict[str, str], float]:
+    """Each group in its own `vng -- ./mptcp_join.sh -X`, serially; verdicts by case
+    (and each group's seconds into `per_group`)."""
     acc = accel.choose(k.image)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     verdicts: dict[str, str] = {}
@@ -46,8 +48,10 @@ def direct(k: kernels.Kernel, where: Path, opts: list[str], timeout: float,
                            text=True, env=env, timeout=timeout)
         cases = ktap.parse(p.stdout + p.stderr)
         verdicts.update({f"-{o} {c.number} {c.name}": c.outcome for c in cases})
-        log(f"direct -{o}: {len(cases)} cases, "
-            f"{time.monotonic() - g0:.0f}s")
+        took = time.monotonic() - g0
+        if per_group is not None:
+            per_group[o] = round(took, 1)
+        log(f"direct -{o}: {len(cases)} cases, {took:.0f}s")
     return verdicts, time.monotonic() - t0
 
 
@@ -94,7 +98,8 @@ def run(kernel: str, opts: list[str], workers: int = 2,
         opts = list(ktap.join_groups((tree.target_dir(TARGET) / SCRIPT).read_text()))
     groups = _groups(tree, opts)
     timeout = tree.timeout(TARGET) * (5 if accel.choose(k.image) == "tcg" else 1)
-    d, d_s = direct(k, where, opts, timeout, log)
+    per_group: dict[str, float] = {}
+    d, d_s = direct(k, where, opts, timeout, log, per_group)
     if knit_results is not None:
         n, n_s = knit_verdicts(knit_results, groups, log)
     else:
@@ -104,4 +109,5 @@ def run(kernel: str, opts: list[str], workers: int = 2,
             "cases": len(d), "direct_s": round(d_s, 1), "knit_s": round(n_s, 1),
             "workers": workers, "speedup": round(d_s / n_s, 2) if n_s else None,
             "knit_results": str(knit_results) if knit_results else None,
+            "direct_group_s": per_group,
             "differ": [{"case": c, "direct": d.get(c), "knit": n.get(c)} for c in differ]}
