@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 APT_PACKAGES=(qemu-system-x86 busybox-static iproute2 iputils-ping iperf3 tcpdump kmod file
               binutils procps ethtool make gcc python3-venv libbpf-tools
               clang llvm bpftool libbpf-dev bpfcc-tools iptables
-              bc flex bison libelf-dev libssl-dev dwarves)
+              bc flex bison libelf-dev libssl-dev dwarves cpio)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -123,28 +123,37 @@ def dropped(frags: list[Path], final: dict[str, str]) -> list[str]:
     return out
 
 
-def _vng(args: list[str], cwd: Path, log: Log, what: str) -> float:
-    """Run vng in `cwd`, log kbuild's progress every PROGRESS_EVERY_S; its seconds."""
+def _vng(args: list[str], cwd: Path, log: Log, what: str, keep: Path) -> float:
+    """Run vng in `cwd`, its whole output into `keep`, kbuild's progress logged every
+    PROGRESS_EVERY_S; returns its seconds."""
     venv = Path(sys.executable).parent  # vng runs virtme-configkernel from PATH
     argv = [str(venv / "vng"), "--verbose", *args]
     env = {**os.environ, "PATH": f"{venv}:{os.environ.get('PATH', '')}"}
     t0 = last = time.monotonic()
-    steps, tail = 0, []
-    with subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, errors="replace", env=env) as p:
+    steps = 0
+    with open(keep, "w") as f, subprocess.Popen(
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, errors="replace", env=env) as p:
         assert p.stdout is not None
         for line in p.stdout:
-            tail = (tail + [line.rstrip()])[-60:]
+            f.write(line)
             if m := STEP.match(line):
                 steps += 1
                 if time.monotonic() - last >= PROGRESS_EVERY_S:
                     last = time.monotonic()
-                    log(f"{what}: {last - t0:5.0f}s, {steps} steps, at {m.group(2)}")
+                    log(f"{what}: {last - t0:5.0f}s, {steps} steps, at "
+                        f"{m.group(2).rsplit('/out/', 1)[-1]}")
         rc = p.wait()
     if rc != 0:
-        raise KernelError(f"{what} failed (exit {rc}): {' '.join(argv)}\n"
-                          "--- last output ---\n" + "\n".join(tail))
+        raise KernelError(f"{what} failed (exit {rc}); whole log {keep}\n{why(keep)}")
     return time.monotonic() - t0
+
+
+def why(log_path: Path, most: int = 25) -> str:
+    """The lines of a build log that say what failed (with -j, not its tail)."""
+    lines = log_path.read_text(errors="replace").splitlines()
+    hits = [ln for ln in lines if re.search(r"\berror\b|\*\*\*|undefined reference", ln, re.I)]
+    return "\n".join(hits[:most] or lines[-most:])
 
 
 def build(name: str, spec: dict, tree: Path | None = None, jobs: int = 0,
@@ -160,7 +169,9 @@ def build(name: str, spec: dict, tree: Path | None = None, jobs: int = 0,
             _point(d)
             log(f"{name}: cached build of {src.revision} in {d} (built in {m['seconds']}s)")
             return Result(d / "out", m["seconds"], True, m["dropped"], m["version"])
-        shutil.rmtree(d, ignore_errors=True)
+        if force:
+            shutil.rmtree(d, ignore_errors=True)
+        # Without build.json an earlier build failed or was stopped: kbuild resumes it.
         r = build_in(src.tree, d / "out", frags, jobs=jobs, log=log, label=name)
         meta.write_text(json.dumps({
             "name": name, "revision": src.revision, "tree": str(src.tree),
@@ -181,13 +192,13 @@ def build_in(tree: Path, out: Path, frags: list[Path], jobs: int = 0, log: Log =
     out.mkdir(parents=True, exist_ok=True)
     log(f"{label}: configuring {tree} with {', '.join(f.stem for f in frags)}")
     cfg_s = _vng(["--kconfig", "--force", *[a for f in frags for a in ("--config", str(f))],
-                  f"O={out}"], tree, log, f"{label} kconfig")
+                  f"O={out}"], tree, log, f"{label} kconfig", out / "knit-kconfig.log")
     lost = dropped(frags, kernels.parse_config((out / ".config").read_text()))
     for opt in lost:
         log(f"{label}: fragment option not kept by kconfig: {opt}")
     log(f"{label}: building with {jobs or 'all'} jobs in {out}")
     make_s = _vng(["--build", *(["--jobs", str(jobs)] if jobs else []), f"O={out}"],
-                  tree, log, f"{label} build")
+                  tree, log, f"{label} build", out / "knit-build.log")
     bz = out / "arch" / "x86" / "boot" / "bzImage"
     kernels.check_image(bz)
     version = kernels.image_version(bz)

@@ -1,6 +1,10 @@
 """Config fragments: what a build asks for and what kconfig dropped."""
 
+from pathlib import Path
+
 from knit import kernel_build, kernels
+
+DATA = Path(__file__).parent / "data"
 
 
 def test_every_fragment_parses_and_default_set_exists():
@@ -25,3 +29,10 @@ def test_cache_key_changes_with_fragment_content(tmp_path):
     h1 = kernel_build.config_hash([f])
     f.write_text("CONFIG_A=m\n")
     assert kernel_build.config_hash([f]) != h1
+
+
+def test_build_failure_names_the_cause_not_the_tail():
+    # Real output: CONFIG_IKHEADERS needs cpio, which a Debian 12 host may lack.
+    msg = kernel_build.why(DATA / "kbuild_no_cpio_6.12.117.log")
+    assert "'cpio' could not be found" in msg
+    assert "kheaders_data.tar.xz] Error 1" in msg
