@@ -3,6 +3,7 @@
 # kernels/kernels.toml, one kernel at a time, then the kernel x test report.
 # Resumable: a kernel whose results.json exists is not run again (--fresh to redo all).
 # Usage: ci/nightly.sh [--fresh] [-- extra pytest args]
+# KNIT_NIGHTLY_KERNELS="a b" narrows the kernels, KNIT_NIGHTLY_PATHS="suites/mptcp" the tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${KNIT_NIGHTLY_OUT:-artifacts/nightly}
@@ -10,13 +11,14 @@ if [ "${1:-}" = "--fresh" ]; then rm -rf "$OUT"; shift; fi
 [ "${1:-}" = "--" ] && shift
 
 ./bootstrap.sh || exit 1
-# KNIT_NIGHTLY_KERNELS="a b" narrows the matrix (one CI job per kernel does that).
+# One CI job per kernel narrows the matrix to its kernel.
 if [ -n "${KNIT_NIGHTLY_KERNELS:-}" ]; then
   read -ra KERNELS <<< "$KNIT_NIGHTLY_KERNELS"
 else
   mapfile -t KERNELS < <(.venv/bin/python -c 'from knit import kernels
 print("\n".join(kernels.load_catalog()["matrix"]["nightly"]))')
 fi
+read -ra PATHS <<< "${KNIT_NIGHTLY_PATHS:-tests/unit tests/vm tests/faults suites}"
 # Under TCG each worker is one emulated VM: more workers than cores only slows all of them.
 WORKERS=${KNIT_WORKERS:-$(nproc)}
 
@@ -29,7 +31,7 @@ for k in "${KERNELS[@]}"; do
   .venv/bin/knit kernels fetch "$k" || { rc=1; continue; }
   t0=$(date +%s)
   .venv/bin/pytest -n "$WORKERS" --nightly --kernel "$k" --flake-retries 1 \
-      tests/unit tests/vm tests/faults suites \
+      "${PATHS[@]}" \
       --knit-artifacts "$dir" --junitxml "$dir/junit.xml" "$@"
   r=$?
   echo "nightly: $k pytest exit $r after $(( $(date +%s) - t0 ))s"

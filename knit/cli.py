@@ -80,6 +80,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_selftests(args: argparse.Namespace) -> int:
+    from knit import selftests
+
+    k = kernels.ensure(args.kernel or kernels.default_kernel())
+    tree = selftests.fetch(k)
+    for target in args.target or ["net/mptcp"]:
+        where = selftests.build(tree, target)
+        print(f"{k.name}: {target} selftests of {tree.source_version} built in {where}")
+    return 0
+
+
 def cmd_flakes(args: argparse.Namespace) -> int:
     from knit import results
 
@@ -200,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     at.add_argument("--ns", help="start the shell inside this node (netns)")
     at.add_argument("--stop", action="store_true", help="power the kept VM off instead")
     at.set_defaults(func=cmd_attach)
+    st = sub.add_parser("selftests", help="fetch and build the upstream selftests matching "
+                        "a kernel (cached by source version and target)")
+    st.add_argument("action", choices=["fetch"])
+    st.add_argument("--kernel")
+    st.add_argument("--target", action="append", default=None,
+                    help="selftest target to build (default net/mptcp; repeatable)")
+    st.set_defaults(func=cmd_selftests)
     f = sub.add_parser("flakes", help="per-test runs, fails and flaky passes from the history")
     f.add_argument("--history", default="artifacts/history.jsonl")
     f.set_defaults(func=cmd_flakes)
