@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -43,6 +44,17 @@ class Tree:
     def scripts(self, target: str) -> list[str]:
         return sorted(p.name for p in self.target_dir(target).glob("*.sh")
                       if not p.name.endswith("_lib.sh") and p.name != "settings")
+
+    def captures(self, target: str, script: str) -> bool:
+        """Whether `script` takes kselftest's -c (tcpdump a pcap per case into its cwd)."""
+        text = (self.target_dir(target) / script).read_text()
+        return bool(re.search(r'getopts\s+"[^"]*c[^"]*"|"c"\)|^\s*c\)', text, re.M))
+
+    def copy_target(self, target: str, dest: Path) -> Path:
+        """A private copy of the built target (scripts write pcaps and temp files into their
+        cwd, so parallel items must not share one)."""
+        shutil.copytree(self.target_dir(target), dest, symlinks=True, dirs_exist_ok=True)
+        return dest
 
     def timeout(self, target: str) -> int:
         """The target's kselftest timeout (its `settings` file; 45 s is kselftest's default)."""

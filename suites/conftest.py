@@ -16,3 +16,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--toa-impl", choices=(*TOA_IMPLS, "all"), default="all",
                 help="TOA implementation(s) suites/toa runs every case against: the kernel "
                      "module (kmod/toa), the BPF programs (bpf/toa), or both (default: all)")
+    g.addoption("--selftest-capture", action="store_true",
+                help="suites/upstream: run scripts that take -c (mptcp_join, mptcp_connect, "
+                     "simult_flows) with it; their pcaps land in the test's artifacts")

@@ -8,6 +8,7 @@ import pytest
 
 from knit import ktap, selftests
 
+TARGET = "net/mptcp"
 pytestmark = [pytest.mark.nightly, pytest.mark.kconfig("CONFIG_MPTCP")]
 
 
@@ -15,9 +16,10 @@ def test_selftest(vm, knit_kernel, selftest, artifacts_dir, request):
     if not selftest[0].startswith("./"):  # collection could not fetch the tree
         pytest.skip(f"upstream selftests unavailable: {selftest[0]}")
     tree = selftests.fetch(knit_kernel)
-    where = selftests.build(tree, "net/mptcp")
-    r = vm.run(selftest, cwd=str(where), check=False,
-               timeout=vm.t(tree.timeout("net/mptcp")))
+    where = selftests.build(tree, TARGET)
+    if request.config.getoption("selftest_capture") and tree.captures(TARGET, selftest[0][2:]):
+        where, selftest = tree.copy_target(TARGET, artifacts_dir / "run"), [*selftest, "-c"]
+    r = vm.run(selftest, cwd=str(where), check=False, timeout=vm.t(tree.timeout(TARGET)))
     (artifacts_dir / "output.log").write_text(r.stdout + r.stderr)
     cases = ktap.parse(r.stdout)
     # One JUnit property per TAP case: "case 12 - name" = outcome.
