@@ -43,6 +43,24 @@ def _link(path: str | None, out_dir: Path) -> str | None:
         return path
 
 
+def case_label(c: dict) -> str:
+    return f"{c['number']} - {c['name']}"
+
+
+def _case_rows(recs: list[Record | None]) -> list[str]:
+    """One sub-row per TAP case of a selftest item, its outcome under each kernel."""
+    by_kernel = [{case_label(c): c["outcome"] for c in (r.cases if r else [])} for r in recs]
+    labels = list(dict.fromkeys(lab for cases in by_kernel for lab in cases))
+    rows = []
+    for lab in labels:
+        tds = "".join(f"<td style='background:{COLOURS.get(cases[lab], '#fff')}'>"
+                      f"<small>{cases[lab].upper()}</small></td>" if lab in cases
+                      else "<td class=none>–</td>" for cases in by_kernel)
+        rows.append(f"<tr class=case><th class=test>&nbsp;&nbsp;› {html.escape(lab)}</th>"
+                    f"{tds}</tr>")
+    return rows
+
+
 def html_report(records: list[Record], out: Path, title: str = "knit results") -> Path:
     tests, kernels, cells = matrix(records)
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -72,6 +90,7 @@ def html_report(records: list[Record], out: Path, title: str = "knit results") -
             tds.append(f"<td style='background:{COLOURS.get(r.outcome, '#fff')}' "
                        f"title='{tip}'>{body}</td>")
         rows.append(f"<tr><th class=test>{html.escape(t)}</th>{''.join(tds)}</tr>")
+        rows += _case_rows([cells.get((t, k)) for k in kernels])
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -81,6 +100,7 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: center; font-siz
 td {{ color: white; }} td a {{ color: white; }}
 td.sum, td.none {{ color: black; background: #fafafa; }}
 th.test {{ text-align: left; font-family: monospace; font-weight: normal; }}
+tr.case th.test {{ color: #555; font-size: 12px; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{len(tests)} tests × {len(kernels)} kernels; generated {dt.datetime.now():%Y-%m-%d %H:%M}.
@@ -123,5 +143,13 @@ def kcidb(records: list[Record], origin: str = "knit") -> dict:
         if r.message:
             test["comment"] = r.message[:1000]
         tests.append(test)
+        for c in r.cases:  # TAP cases of a selftest item, as its sub-tests
+            cid = hashlib.sha1(f"{r.nodeid}|{r.when}|{c['number']}".encode()).hexdigest()[:16]
+            base = {k: v for k, v in test.items() if k not in ("duration", "comment")}
+            tests.append({**base, "id": f"{origin}:{cid}",
+                          "path": f"{test['path']}.{c['number']}_"
+                                  + re.sub(r"[^A-Za-z0-9_]", "_", c["name"])[:60],
+                          "status": KCIDB_STATUS.get(c["outcome"], "MISS"),
+                          "misc": {**test["misc"], "case": case_label(c)}})
     return {"version": {"major": 5, "minor": 3}, "checkouts": list(checkouts.values()),
             "builds": list(builds.values()), "tests": tests}

@@ -58,3 +58,30 @@ def test_kcidb_export_validates_against_the_kcidb_schema():
     assert {t["status"] for t in data["tests"]} == {"PASS", "FAIL", "SKIP"}
     assert data["tests"][0]["path"] == "knit.suites.mptcp.test_a.test_x.4"
     assert len(data["builds"]) == 2
+
+
+# Case names as 6.12's mptcp_join.sh -f prints them (see tests/unit/data for real TAP).
+JOIN = [
+    rec("suites/upstream/test_mptcp_selftests.py::test_selftest[mptcp_join-subflows-debian-6.1]",
+        "debian-6.1", "passed", cases=[{"number": 1, "name": "no JOIN", "outcome": "passed"}]),
+    rec("suites/upstream/test_mptcp_selftests.py::test_selftest[mptcp_join-subflows-debian-6.12]",
+        "debian-6.12", "failed",
+        cases=[{"number": 1, "name": "no JOIN", "outcome": "passed"},
+               {"number": 2, "name": "single subflow, limited by client", "outcome": "failed"}]),
+]
+
+
+def test_selftest_cases_are_rows_of_the_matrix(tmp_path):
+    page = report.html_report(JOIN, tmp_path / "report.html").read_text()
+    assert page.count("<tr class=case>") == 2
+    row = page.split("› 2 - single subflow, limited by client</th>")[1].split("</tr>")[0]
+    assert "class=none" in row and "FAILED" in row  # absent on 6.1, failed on 6.12
+
+
+def test_kcidb_has_each_selftest_case_as_a_sub_test():
+    kcidb_io = pytest.importorskip("kcidb_io", reason="kcidb-io (PyPI) not installed")
+    data = report.kcidb(JOIN)
+    kcidb_io.schema.LATEST.validate(json.loads(json.dumps(data)))
+    paths = [t["path"] for t in data["tests"]]
+    assert len(paths) == 5 and len({t["id"] for t in data["tests"]}) == 5
+    assert paths[-1].endswith("mptcp_join.subflows.2_single_subflow__limited_by_client")
