@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Nightly: every suite (slow and nightly tests included) on each kernel of the matrix in
 # kernels/kernels.toml, one kernel at a time, then the kernel x test report.
-# Resumable: a kernel whose results.json exists is not run again (--fresh to redo all).
+# Resumable: a kernel whose results.json records a whole run (pytest exit 0 or 1) is not run
+# again; an interrupted one is (--fresh redoes all).
 # Usage: ci/nightly.sh [--fresh] [-- extra pytest args]
 # KNIT_NIGHTLY_KERNELS="a b" narrows the kernels, KNIT_NIGHTLY_PATHS="suites/mptcp" the tests.
 set -uo pipefail
@@ -26,7 +27,10 @@ start=$(date +%s)
 rc=0
 for k in "${KERNELS[@]}"; do
   dir="$OUT/$k"
-  if [ -f "$dir/results.json" ]; then echo "nightly: $k already done, skipping"; continue; fi
+  if .venv/bin/python -c 'import sys; from pathlib import Path; from knit import results
+sys.exit(not results.completed(Path(sys.argv[1])))' "$dir/results.json"; then
+    echo "nightly: $k already done, skipping"; continue
+  fi
   echo "nightly: $k"
   .venv/bin/knit kernels fetch "$k" || { rc=1; continue; }
   t0=$(date +%s)
@@ -35,6 +39,8 @@ for k in "${KERNELS[@]}"; do
       --knit-artifacts "$dir" --junitxml "$dir/junit.xml" "$@"
   r=$?
   echo "nightly: $k pytest exit $r after $(( $(date +%s) - t0 ))s"
+  # 2 is pytest interrupted (Ctrl-C): stop here; a rerun resumes with this kernel.
+  if [ "$r" = 2 ] || [ "$r" -ge 128 ]; then echo "nightly: interrupted at $k" >&2; exit "$r"; fi
   [ "$r" = 0 ] || rc=1
 done
 results=()

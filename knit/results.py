@@ -53,6 +53,16 @@ def read_results(path: Path) -> tuple[dict, list[Record]]:
     return data.get("meta", {}), [Record(**t) for t in data["tests"]]
 
 
+def completed(path: Path) -> bool:
+    """Whether `path` holds a whole run: pytest exited 0 (all passed) or 1 (tests failed),
+    not 2 (interrupted) or worse, which a resumed nightly must run again."""
+    try:
+        meta = json.loads(path.read_text()).get("meta", {})
+    except (OSError, ValueError):
+        return False
+    return meta.get("exitstatus") in (0, 1)
+
+
 def append_history(path: Path, records: list[Record]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:

@@ -85,3 +85,10 @@ def test_kcidb_has_each_selftest_case_as_a_sub_test():
     paths = [t["path"] for t in data["tests"]]
     assert len(paths) == 5 and len({t["id"] for t in data["tests"]}) == 5
     assert paths[-1].endswith("mptcp_join.subflows.2_single_subflow__limited_by_client")
+
+
+def test_only_a_whole_run_counts_as_completed(tmp_path):
+    for status, whole in ((0, True), (1, True), (2, False), (5, False)):
+        results.write_results(tmp_path / "r.json", RECORDS, {"exitstatus": status})
+        assert results.completed(tmp_path / "r.json") is whole
+    assert not results.completed(tmp_path / "missing.json")
