@@ -15,7 +15,7 @@ from pathlib import Path
 
 from knit import accel, kernels, ktap, selftests, vngcmd
 
-TARGET = "net/mptcp"
+TARGET = selftests.MPTCP
 SCRIPT = "mptcp_join.sh"
 
 

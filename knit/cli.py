@@ -85,7 +85,7 @@ def cmd_selftests(args: argparse.Namespace) -> int:
 
     k = kernels.ensure(args.kernel or kernels.default_kernel())
     tree = selftests.fetch(k)
-    for target in args.target or ["net/mptcp"]:
+    for target in args.target or [selftests.MPTCP]:
         where = selftests.build(tree, target)
         print(f"{k.name}: {target} selftests of {tree.source_version} built in {where}")
     return 0

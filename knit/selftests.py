@@ -19,6 +19,8 @@ from pathlib import Path
 from knit import kernels, ksource
 from knit.errors import KnitError
 
+MPTCP = "net/mptcp"  # the target knit collects and builds by default
+
 # mptcp_join.sh's test groups, by option (from its usage text).
 MPTCP_JOIN_GROUPS = {
     "f": "subflows", "e": "subflows_error", "s": "signal_address", "l": "link_failure",

@@ -8,7 +8,7 @@ from knit import kernels, ktap, selftests
 from knit.errors import KnitError
 from knit.plugin import kernel_names
 
-TARGET = "net/mptcp"
+TARGET = selftests.MPTCP
 
 
 def _items(name: str, fetch: bool) -> list[tuple[str, list[str]]]:

@@ -8,7 +8,7 @@ import pytest
 
 from knit import ktap, selftests
 
-TARGET = "net/mptcp"
+TARGET = selftests.MPTCP
 pytestmark = [pytest.mark.nightly, pytest.mark.kconfig("CONFIG_MPTCP")]
 
 
