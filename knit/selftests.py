@@ -52,11 +52,23 @@ class Tree:
         text = (self.target_dir(target) / script).read_text()
         return bool(re.search(r'getopts\s+"[^"]*c[^"]*"|"c"\)|^\s*c\)', text, re.M))
 
+    def reruns_cases(self, target: str, script: str) -> bool:
+        """Whether `script` runs only the cases whose numbers follow its options (mptcp_join.sh
+        does: `-r 2 4`), so a retry can repeat just the cases that failed."""
+        return "only_tests_ids" in (self.target_dir(target) / script).read_text()
+
     def copy_target(self, target: str, dest: Path) -> Path:
-        """A private copy of the built target (scripts write pcaps and temp files into their
-        cwd, so parallel items must not share one)."""
-        shutil.copytree(self.target_dir(target), dest, symlinks=True, dirs_exist_ok=True)
-        return dest
+        """A private copy of the built target at `dest/target`: scripts write pcaps and temp
+        files into their cwd, so parallel items must not share one. The other entries of
+        each parent (net/lib.sh, kselftest/) link back to the tree, for `. ../lib.sh`."""
+        out = dest / target
+        shutil.copytree(self.target_dir(target), out, symlinks=True, dirs_exist_ok=True)
+        for parent in Path(target).parents:
+            for entry in (self.target_dir(str(parent))).iterdir():
+                link = dest / parent / entry.name
+                if not (link.exists() or link.is_symlink()):
+                    link.symlink_to(entry)
+        return out
 
     def timeout(self, target: str) -> int:
         """The target's kselftest timeout (its `settings` file; 45 s is kselftest's default)."""
