@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 LINE = re.compile(r"^\s*(not ok|ok) (\d+)(?: - ([^#]*?))?\s*(?:#\s*(.*))?$")
 
@@ -12,7 +12,8 @@ LINE = re.compile(r"^\s*(not ok|ok) (\d+)(?: - ([^#]*?))?\s*(?:#\s*(.*))?$")
 class Case:
     number: int
     name: str
-    outcome: str       # passed | failed | skipped | flaky (mptcp_lib's '# IGNORE Flaky')
+    outcome: str       # passed | failed | skipped | flaky (mptcp_lib's '# IGNORE Flaky', or
+                       # passed on a retry)
     directive: str = ""
 
 
@@ -35,6 +36,19 @@ def parse(text: str) -> list[Case]:
             outcome = "passed"
         cases.append(Case(num, name.strip(), outcome, directive))
     return cases
+
+
+def merge_retry(first: list[Case], retry: list[Case]) -> list[Case]:
+    """`first` with each failed case judged again by its rerun, matched by name (a rerun
+    numbers its cases from 1): passed on the rerun is 'flaky', anything else stays 'failed'."""
+    again = {c.name: c for c in retry}
+    out = []
+    for c in first:
+        r = again.get(c.name)
+        if c.outcome == "failed" and r is not None and r.outcome in ("passed", "flaky"):
+            c = replace(c, outcome="flaky", directive=f"passed on retry; {c.directive}".strip("; "))
+        out.append(c)
+    return out
 
 
 def join_groups(script: str) -> dict[str, str]:

@@ -37,6 +37,11 @@ def _path(config: pytest.Config, opt: str, default: str) -> Path:
 
 # -- retries (on the worker that runs the test) -----------------------------------------
 
+# A user property a test sets when it retried its own failed parts under --flake-retries
+# (the upstream suite reruns only the failed TAP cases); its value is the first failure.
+RETRIED_WITHIN = "retried_within"
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
     if item.config.getoption("until_fail") > 0:
@@ -46,11 +51,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return None
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     first_failure = ""
+    props = list(item.user_properties)
     for attempt in range(retries + 1):
         if attempt:
             item._initrequest()  # type: ignore[attr-defined]  # fresh fixture state
+            item.user_properties[:] = props  # a retry records its own properties
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
-        if not any(r.failed for r in reports) or attempt == retries:
+        within = dict(item.user_properties).get(RETRIED_WITHIN)
+        if within and not first_failure:
+            first_failure = str(within)  # the test retried its failed parts itself
+        # Such a test has had its retries: a whole rerun would repeat minutes for nothing.
+        if not any(r.failed for r in reports) or attempt == retries or within:
             break
         # Kept for the results: a pass on retry would otherwise lose why it failed first.
         first_failure = first_failure or next(_message(r) for r in reports if r.failed)
@@ -59,7 +70,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             entry[1].dirty = "flake retry: the retry gets a fresh VM"
     for r in reports:
         r.user_properties.append(("attempts", attempt + 1))
-        if attempt and not any(x.failed for x in reports):
+        if first_failure and not any(x.failed for x in reports):
             r.knit_flaky = True  # type: ignore[attr-defined]
             r.user_properties.append(("first_failure", first_failure))
         item.ihook.pytest_runtest_logreport(report=r)
@@ -193,6 +204,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
                 terminalreporter.write_line(f"KEPT {rep.nodeid}: {content}", bold=True)
     flaky = [r for r in config.stash[COLLECTOR].by_id.values() if r.outcome == "flaky"]
     for r in flaky:
-        terminalreporter.write_line(f"FLAKY {r.nodeid} (passed on attempt {r.attempts}; "
+        how = f"attempt {r.attempts}" if r.attempts > 1 else "a retry of its failed parts"
+        terminalreporter.write_line(f"FLAKY {r.nodeid} (passed on {how}; "
                                     f"first failure: {r.message or '?'})",
                                     yellow=True)

@@ -30,3 +30,38 @@ def test_pass_on_retry_is_flaky_with_the_first_failure(pytester: pytest.Pytester
     [rec] = json.loads((art / "results.json").read_text())["tests"]
     assert (rec["outcome"], rec["attempts"]) == ("flaky", 2)
     assert rec["message"] == "AssertionError: first attempt fails on purpose"
+
+
+WITHIN = """
+from pathlib import Path
+from knit.plugin_report import RETRIED_WITHIN
+
+def test_retries_its_parts(request):
+    f = Path(__file__).with_name("runs")
+    f.write_text(f.read_text() + "x" if f.exists() else "x")
+    request.node.user_properties.append((RETRIED_WITHIN, "case 2 b failed, 1 in all"))
+    assert OUTCOME, "its parts failed again"
+"""
+
+
+def _within(pytester: pytest.Pytester, outcome: bool) -> tuple[pytest.RunResult, dict]:
+    pytester.makepyfile(test_within=WITHIN.replace("OUTCOME", str(outcome)))
+    art = pytester.path / "art"
+    r = pytester.runpytest_subprocess("--flake-retries", "2", "--knit-artifacts", str(art),
+                                      "-p", "knit.plugin", "-p", "knit.plugin_report",
+                                      "-p", "no:randomly")
+    [rec] = json.loads((art / "results.json").read_text())["tests"]
+    return r, rec
+
+
+def test_a_test_that_retried_its_parts_and_passed_is_flaky(pytester: pytest.Pytester) -> None:
+    r, rec = _within(pytester, True)
+    r.stdout.fnmatch_lines(["FLAKY *test_retries_its_parts (passed on a retry of its failed "
+                            "parts; first failure: case 2 b failed, 1 in all)"])
+    assert (rec["outcome"], rec["attempts"]) == ("flaky", 1)
+
+
+def test_a_test_that_retried_its_parts_is_not_rerun_whole(pytester: pytest.Pytester) -> None:
+    _, rec = _within(pytester, False)
+    assert (rec["outcome"], rec["attempts"]) == ("failed", 1)
+    assert (pytester.path / "runs").read_text() == "x"
