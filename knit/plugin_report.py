@@ -61,7 +61,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         if within and not first_failure:
             first_failure = str(within)  # the test retried its failed parts itself
         # Such a test has had its retries: a whole rerun would repeat minutes for nothing.
-        if not any(r.failed for r in reports) or attempt == retries or within:
+        # A failed setup or teardown (a health-check finding) still earns a fresh VM.
+        if within and not any(r.failed and r.when != "call" for r in reports):
+            break
+        if not any(r.failed for r in reports) or attempt == retries:
             break
         # Kept for the results: a pass on retry would otherwise lose why it failed first.
         first_failure = first_failure or next(_message(r) for r in reports if r.failed)

@@ -65,3 +65,31 @@ def test_a_test_that_retried_its_parts_is_not_rerun_whole(pytester: pytest.Pytes
     _, rec = _within(pytester, False)
     assert (rec["outcome"], rec["attempts"]) == ("failed", 1)
     assert (pytester.path / "runs").read_text() == "x"
+
+
+TEARDOWN = """
+from pathlib import Path
+import pytest
+from knit.plugin_report import RETRIED_WITHIN
+
+@pytest.fixture
+def health():
+    yield
+    f = Path(__file__).with_name("runs")
+    f.write_text(f.read_text() + "x" if f.exists() else "x")
+    assert len(f.read_text()) > 1, "kernel health: a warning in dmesg"
+
+def test_retries_its_parts(request, health):
+    request.node.user_properties.append((RETRIED_WITHIN, "case 2 b failed, 1 in all"))
+"""
+
+
+def test_a_teardown_failure_still_gets_a_whole_rerun(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_teardown=TEARDOWN)
+    art = pytester.path / "art"
+    pytester.runpytest_subprocess("--flake-retries", "2", "--knit-artifacts", str(art),
+                                  "-p", "knit.plugin", "-p", "knit.plugin_report",
+                                  "-p", "no:randomly")
+    [rec] = json.loads((art / "results.json").read_text())["tests"]
+    assert (rec["outcome"], rec["attempts"]) == ("flaky", 2)
+    assert (pytester.path / "runs").read_text() == "xx"

@@ -33,3 +33,15 @@ def test_cases_round_trip_through_junit_properties():
     props = [("kernel", "debian-6.12")] + [(ktap.prop_name(c), c.outcome) for c in cases]
     back = ktap.cases_from_props(props)
     assert back == [{"number": c.number, "name": c.name, "outcome": c.outcome} for c in cases]
+
+
+def test_merge_retry_matches_the_rerun_by_name_not_number():
+    first = ktap.parse((DATA / "ktap_mptcp_join_remove_6.12.117.txt").read_text())
+    # `mptcp_join.sh -r 2 4` numbers its two cases 1 and 2.
+    retry = ktap.parse("ok 1 - mptcp_join: remove multiple subflows\n"
+                       "not ok 2 - mptcp_join: remove subflow and signal\n")
+    by = {c.number: c for c in ktap.merge_retry(first, retry)}
+    assert len(by) == 14
+    assert by[2].outcome == "flaky" and by[2].directive.startswith("passed on retry")
+    assert by[4].outcome == "failed"
+    assert by[1].outcome == "passed" and by[1] == first[0]
