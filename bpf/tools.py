@@ -105,15 +105,21 @@ def bcc_version() -> str:
 
 def common_headers(headers: Path) -> Path:
     """The linux-headers-<v>-common tree that Debian's arch headers include by absolute
-    path (`include /usr/src/linux-headers-<v>-common/Makefile`), found beside `headers`."""
+    path (`include /usr/src/linux-headers-<v>-common/Makefile`), found beside `headers`;
+    for a build tree, the source tree its Makefile includes."""
     mk = (headers / "Makefile").read_text(errors="replace")
     m = re.search(r"/usr/src/(linux-headers-\S+?)/Makefile", mk)
     if m and (headers.parent / m.group(1)).is_dir():
         return headers.parent / m.group(1)
     found = sorted(headers.parent.glob("linux-headers-*-common*"))
-    if not found:
-        raise FileNotFoundError(f"no linux-headers-*-common beside {headers}")
-    return found[0]
+    if found:
+        return found[0]
+    # A source-built kernel's O= tree includes its source tree's Makefile the same way.
+    m = re.search(r"^include (/\S+)/Makefile$", mk, re.M)
+    if m and (Path(m.group(1)) / "include/linux").is_dir():
+        return Path(m.group(1))
+    raise FileNotFoundError(f"no linux-headers-*-common beside {headers}, and it is not "
+                            "a kernel build tree")
 
 
 def bcc_headers(k: Kernel) -> Path:
