@@ -102,7 +102,8 @@ def knit_pool(request: pytest.FixtureRequest) -> Iterator[VMPool]:
     art.mkdir(parents=True, exist_ok=True)
     pool = VMPool(workdir=art / "vms" / worker, rwdirs=(art, kernels.cache_dir()),
                   accel_name=cfg.getoption("accel"), cpus=cfg.getoption("vm_cpus"),
-                  memory=cfg.getoption("vm_memory"), gdb=cfg.getoption("gdb"))
+                  memory=cfg.getoption("vm_memory"), gdb=cfg.getoption("gdb"),
+                  boot_log=art / "boots.jsonl")
     yield pool
     pool.close()
 

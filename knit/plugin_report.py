@@ -193,14 +193,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     meta = {"started": col.started, "finished": time.time(), "exitstatus": int(exitstatus),
             "kernels": kernel_names(cfg),
             "workers": os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
-            "args": list(cfg.invocation_params.args)}
+            "args": list(cfg.invocation_params.args),
+            "boots": _boots(cfg)}
     results.write_results(_path(cfg, "knit_results", "results.json"), recs, meta)
     results.append_history(_path(cfg, "knit_history", "history.jsonl"), recs)
+
+
+def _boots(cfg: pytest.Config) -> dict[str, dict]:
+    art = Path(cfg.getoption("knit_artifacts")).resolve()
+    return results.boot_summary(art / "boots.jsonl", cfg.stash[COLLECTOR].started)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
+    for k, b in _boots(config).items():
+        terminalreporter.write_line(f"knit: {b['boots']} VM boot(s) of {k}, boot-to-ready "
+                                    f"median {b['median_s']} s, max {b['max_s']} s")
     for rep in terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", []):
         for title, content in getattr(rep, "sections", []):
             if title == "knit keep-vm":

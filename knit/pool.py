@@ -3,8 +3,10 @@ when dirty. Scheduling lives here; VM lifecycle lives in knit.vm."""
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
+import time
 from pathlib import Path
 
 from knit import accel, kernels
@@ -32,8 +34,10 @@ def gdb_hint(vm: VM) -> str:
 
 class VMPool:
     def __init__(self, workdir: Path, rwdirs: tuple[Path, ...], accel_name: str | None = None,
-                 cpus: int = 2, memory: str = "1G", gdb: bool = False) -> None:
+                 cpus: int = 2, memory: str = "1G", gdb: bool = False,
+                 boot_log: Path | None = None) -> None:
         self.workdir = workdir
+        self.boot_log = boot_log  # one JSON line per boot, shared by the xdist workers
         self.rwdirs = rwdirs
         self.accel_name = accel_name
         self.cpus, self.memory, self.gdb = cpus, memory, gdb
@@ -76,7 +80,10 @@ class VMPool:
                 self.broken[name] = e  # two boots failed: don't spend more on this kernel
                 raise
             self.boots.append({"kernel": name, "boot_s": round(vm.boot_s or 0, 2),
-                               "accel": vm.cfg.accel})
+                               "accel": vm.cfg.accel, "when": time.time()})
+            if self.boot_log is not None:
+                with self.boot_log.open("a") as f:  # one short append: whole lines
+                    f.write(json.dumps(self.boots[-1]) + "\n")
             self.vms[name] = vm
             if vm.cfg.gdb_port:
                 # Straight to the terminal: pytest captures fixture output.

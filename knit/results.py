@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,18 @@ def write_results(path: Path, records: list[Record], meta: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     tmp.replace(path)
+
+
+def boot_summary(path: Path, since: float) -> dict[str, dict]:
+    """Per kernel: how many VMs booted after `since` (this session) and their boot-to-ready
+    seconds, from the pool's boots.jsonl."""
+    times: dict[str, list[float]] = defaultdict(list)
+    lines = path.read_text().splitlines() if path.exists() else []
+    for b in (json.loads(ln) for ln in lines if ln.strip()):
+        if b.get("when", 0) >= since:
+            times[f"{b['kernel']} ({b['accel']})"].append(b["boot_s"])
+    return {k: {"boots": len(v), "median_s": round(statistics.median(v), 1),
+                "max_s": round(max(v), 1)} for k, v in sorted(times.items())}
 
 
 def read_results(path: Path) -> tuple[dict, list[Record]]:

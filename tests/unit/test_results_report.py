@@ -92,3 +92,14 @@ def test_only_a_whole_run_counts_as_completed(tmp_path):
         results.write_results(tmp_path / "r.json", RECORDS, {"exitstatus": status})
         assert results.completed(tmp_path / "r.json") is whole
     assert not results.completed(tmp_path / "missing.json")
+def test_boot_summary_counts_this_sessions_boots_per_kernel(tmp_path):
+    log = tmp_path / "boots.jsonl"
+    log.write_text("\n".join(json.dumps(b) for b in [
+        {"kernel": "debian-6.12", "accel": "tcg", "boot_s": 40.0, "when": 5.0},  # older run
+        {"kernel": "debian-6.12", "accel": "tcg", "boot_s": 30.0, "when": 20.0},
+        {"kernel": "debian-6.12", "accel": "tcg", "boot_s": 50.0, "when": 21.0},
+        {"kernel": "src-6.12", "accel": "tcg", "boot_s": 25.0, "when": 22.0}]) + "\n")
+    assert results.boot_summary(log, since=10.0) == {
+        "debian-6.12 (tcg)": {"boots": 2, "median_s": 40.0, "max_s": 50.0},
+        "src-6.12 (tcg)": {"boots": 1, "median_s": 25.0, "max_s": 25.0}}
+    assert results.boot_summary(tmp_path / "none.jsonl", since=0) == {}
