@@ -44,7 +44,6 @@ class VMPool:
         self.kernels: dict[str, Kernel] = {}
         self.vms: dict[str, VM] = {}
         self.broken: dict[str, BootError] = {}
-        self.boots: list[dict] = []
         self.kmsg_seq: dict[str, int] = {}
         self.baseline: dict[str, dict] = {}
 
@@ -79,11 +78,11 @@ class VMPool:
             except BootError as e:
                 self.broken[name] = e  # two boots failed: don't spend more on this kernel
                 raise
-            self.boots.append({"kernel": name, "boot_s": round(vm.boot_s or 0, 2),
-                               "accel": vm.cfg.accel, "when": time.time()})
             if self.boot_log is not None:
+                entry = {"kernel": name, "boot_s": round(vm.boot_s or 0, 2),
+                         "accel": vm.cfg.accel, "when": time.time()}
                 with self.boot_log.open("a") as f:  # one short append: whole lines
-                    f.write(json.dumps(self.boots[-1]) + "\n")
+                    f.write(json.dumps(entry) + "\n")
             self.vms[name] = vm
             if vm.cfg.gdb_port:
                 # Straight to the terminal: pytest captures fixture output.
