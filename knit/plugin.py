@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from knit import artifacts, health, kernels, requirements
+from knit import artifacts, cpulock, health, kernels, requirements
 from knit.errors import BootError
 from knit.pool import VMPool
 from knit.topology import Topology
@@ -57,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "expect_kernel_fault(pattern): the test must make the kernel log a matching fault",
         "slow: long cases that CI leaves out; ci/nightly.sh runs them",
         "nightly: needs the nightly matrix (second kernel, source builds)",
+        "exclusive(reason): needs the host's CPUs to itself; under -n the other workers "
+        "start nothing new while it runs",
     ):
         config.addinivalue_line("markers", line)
 
@@ -205,6 +208,20 @@ def _check_kmsg(item: pytest.Item, when: str) -> None:
     if faults:
         machine.dirty = f"kernel fault: {faults[0].first_line.strip()}"
         raise KernelFault("\n\n".join(str(f) for f in faults))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator:
+    """Under xdist every test holds the CPU lock: shared, or alone for `exclusive` ones."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return (yield)
+    root = Path(item.config.getoption("knit_artifacts")).resolve()
+    alone = item.get_closest_marker("exclusive") is not None
+    t0 = time.monotonic()
+    with cpulock.hold(root / "vms", alone):
+        if alone:
+            item.user_properties.append(("cpu_wait_s", round(time.monotonic() - t0, 1)))
+        return (yield)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -30,6 +30,11 @@ MPTCP_JOIN_GROUPS = {
     "I": "endpoint",
 }
 
+# Groups that remove endpoints while a slow transfer runs, timed by wall clock: under TCG
+# with a second guest on the host's cores their removals landed late (remove 2, 4 and 7,
+# add_addr_ports 4 and 5 failed or flaked; each group alone passed). They run exclusive.
+PACED_JOIN_GROUPS = frozenset({"remove", "add_addr_ports"})
+
 
 class SelftestError(KnitError):
     pass

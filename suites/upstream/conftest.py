@@ -39,5 +39,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                      or cfg.args_source != pytest.Config.ArgsSource.TESTPATHS)
         # Collected from the first kernel's tree: the scripts are the same per series.
         items = _items(kernel_names(cfg)[0], fetch)
-        metafunc.parametrize("selftest", [argv for _, argv in items],
-                             ids=[i for i, _ in items])
+        metafunc.parametrize("selftest", [pytest.param(argv, id=i, marks=_marks(i))
+                                          for i, argv in items])
+
+
+def _marks(item_id: str) -> list[pytest.MarkDecorator]:
+    if item_id.removeprefix("mptcp_join-") in selftests.PACED_JOIN_GROUPS:
+        return [pytest.mark.exclusive("paces its removals by wall clock")]
+    return []

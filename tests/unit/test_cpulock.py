@@ -1,0 +1,47 @@
+"""The CPU lock across processes: an exclusive holder runs alone, and a waiting one goes
+before ordinary tests that arrive after it (else xdist's other worker could starve it)."""
+
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+from knit import cpulock
+
+
+def _hold(root: Path, exclusive: bool, name: str, seconds: float, log: Path) -> None:
+    with cpulock.hold(root, exclusive):
+        with log.open("a") as f:
+            f.write(f"{name} start {time.monotonic()}\n")
+        time.sleep(seconds)
+        with log.open("a") as f:
+            f.write(f"{name} end {time.monotonic()}\n")
+
+
+def test_exclusive_waits_for_shared_and_goes_before_later_shared(tmp_path):
+    log = tmp_path / "log"
+    ctx = mp.get_context("fork")
+    plan = [("shared1", False, 0.6), ("alone", True, 0.3), ("shared2", False, 0.1)]
+    procs = []
+    for name, exclusive, seconds in plan:
+        p = ctx.Process(target=_hold, args=(tmp_path, exclusive, name, seconds, log))
+        p.start()
+        procs.append(p)
+        time.sleep(0.15)  # arrive in order: shared1 holds, alone waits, shared2 comes
+    for p in procs:
+        p.join(10)
+    order = [line.split()[:2] for line in log.read_text().splitlines()]
+    assert order == [["shared1", "start"], ["shared1", "end"], ["alone", "start"],
+                     ["alone", "end"], ["shared2", "start"], ["shared2", "end"]]
+
+
+def test_shared_holders_overlap(tmp_path):
+    log = tmp_path / "log"
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_hold, args=(tmp_path, False, f"s{i}", 0.4, log))
+             for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(10)
+    events = [line.split()[1] for line in log.read_text().splitlines()]
+    assert events[:2] == ["start", "start"]
