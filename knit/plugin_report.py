@@ -127,6 +127,7 @@ class Collector:
         rec.kernel_version = props.get("kernel_version", rec.kernel_version)
         rec.accel = props.get("accel", rec.accel)
         rec.attempts = props.get("attempts", rec.attempts)
+        rec.cpu_wait_s = props.get("cpu_wait_s", rec.cpu_wait_s)
         rec.cases = ktap.cases_from_props(rep.user_properties) or rec.cases
         rec.duration += rep.duration
         for title, content in rep.sections:

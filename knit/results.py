@@ -30,6 +30,7 @@ class Record:
     attempts: int = 1
     when: float = field(default_factory=time.time)
     cases: list[dict] = field(default_factory=list)   # sub-results (e.g. selftest TAP cases)
+    cpu_wait_s: float | None = None  # an `exclusive` test's wait for the other workers
 
 
 def split_kernel(nodeid: str, kernel: str | None) -> str:
