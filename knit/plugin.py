@@ -80,6 +80,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def artifacts_root(config: pytest.Config) -> Path:
+    """--knit-artifacts, absolute: every worker and the guests see the same folder."""
+    return Path(config.getoption("knit_artifacts")).resolve()
+
+
 def kernel_names(config: pytest.Config) -> list[str]:
     return config.getoption("kernel") or [kernels.default_kernel()]
 
@@ -101,7 +106,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def knit_pool(request: pytest.FixtureRequest) -> Iterator[VMPool]:
     cfg = request.config
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    art = Path(cfg.getoption("knit_artifacts")).resolve()
+    art = artifacts_root(cfg)
     art.mkdir(parents=True, exist_ok=True)
     pool = VMPool(workdir=art / "vms" / worker, rwdirs=(art, kernels.cache_dir()),
                   accel_name=cfg.getoption("accel"), cpus=cfg.getoption("vm_cpus"),
@@ -148,7 +153,7 @@ def vm(request: pytest.FixtureRequest, knit_kernel: kernels.Kernel,
 @pytest.fixture
 def artifacts_dir(request: pytest.FixtureRequest) -> Path:
     """This test's artifacts folder, writable from the guest too (pcaps go here)."""
-    root = Path(request.config.getoption("knit_artifacts")).resolve()
+    root = artifacts_root(request.config)
     d = artifacts.test_dir(root, request.node.nodeid)
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
@@ -215,7 +220,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """Under xdist every test holds the CPU lock: shared, or alone for `exclusive` ones."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return (yield)
-    root = Path(item.config.getoption("knit_artifacts")).resolve()
+    root = artifacts_root(item.config)
     alone = item.get_closest_marker("exclusive") is not None
     t0 = time.monotonic()
     with cpulock.hold(root / "vms", alone):
@@ -266,7 +271,7 @@ def _on_failure(item: pytest.Item, call: pytest.CallInfo, rep: pytest.TestReport
         rep.sections.append(("knit console tail", machine.console_tail()))
     if item.get_closest_marker("kills_vm") and rep.when == "call":
         return
-    root = Path(item.config.getoption("knit_artifacts")).resolve()
+    root = artifacts_root(item.config)
     dest = item.stash.get(ART_KEY, None) or artifacts.test_dir(root, item.nodeid)
     reason = str(call.excinfo.value).splitlines()[0] if call.excinfo else "failed"
     artifacts.collect(machine, dest, item.stash.get(NODES_KEY, []), f"{rep.when}: {reason}")

@@ -13,7 +13,7 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from knit import ktap, results
-from knit.plugin import VM_KEY, kernel_names
+from knit.plugin import VM_KEY, artifacts_root, kernel_names
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,7 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _path(config: pytest.Config, opt: str, default: str) -> Path:
     value = config.getoption(opt)
-    return Path(value) if value else Path(config.getoption("knit_artifacts")) / default
+    return Path(value) if value else artifacts_root(config) / default
 
 
 # -- retries (on the worker that runs the test) -----------------------------------------
@@ -201,8 +201,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _boots(cfg: pytest.Config) -> dict[str, dict]:
-    art = Path(cfg.getoption("knit_artifacts")).resolve()
-    return results.boot_summary(art / "boots.jsonl", cfg.stash[COLLECTOR].started)
+    return results.boot_summary(artifacts_root(cfg) / "boots.jsonl",
+                                cfg.stash[COLLECTOR].started)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
