@@ -18,8 +18,9 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from knit import kernel_build, kernels
+from knit import kernels
 from knit.errors import KernelError, KnitError
+from knit.kernels import build as kernel_build
 
 GOOD, BAD, SKIP = 0, 1, 125
 

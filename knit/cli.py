@@ -15,15 +15,16 @@ from knit.errors import KnitError
 
 def cmd_kernels(args: argparse.Namespace) -> int:
     if args.action == "list":
-        rows = kernels.list_kernels()
+        rows = kernels.list_kernels(update=args.update)
         default = kernels.default_kernel()
-        print(f"{'NAME':<14} {'VERSION':<24} CACHED")
+        print(f"{'NAME':<15} {'VERSION':<22} {'SUITE':<18} {'PACKAGE':<42} CACHED")
         for r in rows:
             mark = " (default)" if r["name"] == default else ""
             if r.get("error"):
-                print(f"{r['name']:<14} {'?':<24} no    {r['error']}")
+                print(f"{r['name']:<15} {'?':<22} {'-':<18} {'-':<42} no    {r['error']}")
             else:
-                print(f"{r['name']:<14} {r['version']:<24} {'yes' if r['cached'] else 'no'}{mark}")
+                print(f"{r['name']:<15} {r['version']:<22} {r.get('suite') or '-':<18} "
+                      f"{r.get('package') or '-':<42} {'yes' if r['cached'] else 'no'}{mark}")
         return 0
     if not args.names:
         raise KnitError(f"knit kernels {args.action} needs a NAME, e.g. "
@@ -37,8 +38,26 @@ def cmd_kernels(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rootfs(args: argparse.Namespace) -> int:
+    from knit import rootfs
+
+    names = args.releases or ([rootfs.DEFAULT] if args.action == "build" else
+                              list(rootfs.RELEASES))
+    if args.action == "build":
+        for r in names:
+            path = rootfs.build(r, force=args.force)
+            print(f"{r}: {path}")
+        return 0
+    print(f"{'RELEASE':<10} {'BUILT':<6} {'SECONDS':<8} {'MIB':<6} PATH")
+    for r in names:
+        d = rootfs.describe(r)
+        print(f"{r:<10} {'yes' if d['built'] else 'no':<6} {d.get('seconds', '-')!s:<8} "
+              f"{round(d['bytes'] / 2**20) if 'bytes' in d else '-'!s:<6} {d['path']}")
+    return 0
+
+
 def cmd_build(name: str, spec: dict | None, args: argparse.Namespace) -> None:
-    from knit import kernel_build
+    from knit.kernels import build as kernel_build
 
     if spec is None and not args.tree:
         raise KnitError(f"{name} is not in kernels/kernels.toml: give its source with --tree")
@@ -180,12 +199,19 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("action", choices=["list", "fetch", "build"])
     k.add_argument("names", nargs="*")
     k.add_argument("--force", action="store_true", help="fetch or build again even if cached")
+    k.add_argument("--update", action="store_true", help="list: refresh knit's apt lists first")
     k.add_argument("--tree", help="build: a local kernel git tree instead of Debian's source")
     k.add_argument("--configs", help="build: fragments of kernels/configs, e.g. base,net,mptcp")
     k.add_argument("--debug", action="store_true", help="build: add debug.config (KASAN, "
                    "kmemleak, lockdep)")
     k.add_argument("--jobs", type=int, default=0, help="build: make -j (default: all cores)")
     k.set_defaults(func=cmd_kernels)
+    r = sub.add_parser("rootfs", help="build or list the guest userspaces (root trees)")
+    r.add_argument("action", choices=["build", "list"])
+    r.add_argument("releases", nargs="*", choices=["trixie", "bookworm", []], metavar="RELEASE",
+                   help="trixie or bookworm (build: default trixie; list: all)")
+    r.add_argument("--force", action="store_true", help="build again even if cached")
+    r.set_defaults(func=cmd_rootfs)
     b = sub.add_parser("bench", help="boot and round-trip benchmark (prints JSON)")
     b.add_argument("--kernel")
     b.add_argument("--rounds", type=int, default=2)

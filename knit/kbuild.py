@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from knit import kernels
+from knit import kernels, rootfs
 from knit.errors import CmdFailed, KnitError
 from knit.kernels import Kernel, locked
 from knit.vm import VM
@@ -93,12 +93,24 @@ def _tail(text: str, n: int = LOG_TAIL) -> str:
     return cut + "\n".join(lines[-n:])
 
 
-def _run(argv: list[str], cwd: Path | None, what: str, timeout: float) -> tuple[str, float]:
+def build_root(kernel: Kernel) -> rootfs.Userspace | None:
+    """Where `kernel`'s modules build: the root tree of its Debian release, whose gcc is
+    the one the kernel was built with (Debian 13's kernels want gcc-14, which Debian 12
+    lacks); None (the host) for built trees and bzImages."""
+    return rootfs.get(kernel.release) if kernel.release in rootfs.RELEASES else None
+
+
+def _run(argv: list[str], cwd: Path | None, what: str, timeout: float,
+         root: rootfs.Userspace | None = None, binds: tuple[Path, ...] = ()
+         ) -> tuple[str, float]:
     t0 = time.monotonic()
     try:
-        p = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, timeout=timeout,
-                           env={**os.environ, "LC_ALL": "C"})
+        if root is not None:
+            p = root.run(argv, ro=binds, rw=(cwd,) if cwd else (), cwd=cwd, timeout=timeout)
+        else:
+            p = subprocess.run(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                               env={**os.environ, "LC_ALL": "C"})
     except FileNotFoundError as e:
         raise BuildError(f"{what}: {argv[0]} not found on the host: install it "
                          "(and add its Debian package to bootstrap.sh)") from e
@@ -114,7 +126,7 @@ def _run(argv: list[str], cwd: Path | None, what: str, timeout: float) -> tuple[
 # -- kernel modules -----------------------------------------------------------------------
 
 def make_argv(headers: Path, build_dir: Path, target: str = "modules",
-              jobs: int = 2) -> list[str]:
+              jobs: int = 2, pahole: bool | None = None) -> list[str]:
     """The make command for an out-of-tree module against `headers` (Debian-extracted
     headers or a kernel build tree)."""
     argv = ["make", f"-j{jobs}", "-C", str(headers)]
@@ -128,7 +140,8 @@ def make_argv(headers: Path, build_dir: Path, target: str = "modules",
                              "either: the headers package is incomplete (knit kernels fetch)")
         argv += ["-f", str(common)]
     argv += [f"M={build_dir}"]
-    if (headers / "vmlinux").exists() and shutil.which("pahole") is None:
+    pahole = shutil.which("pahole") is not None if pahole is None else pahole
+    if (headers / "vmlinux").exists() and not pahole:
         argv += ["CONFIG_DEBUG_INFO_BTF_MODULES="]  # no pahole: build without module BTF
     return argv + [target]
 
@@ -157,8 +170,11 @@ def build_module(src: Path, kernel: Kernel, name: str | None = None,
             work = Path(tmp) / src.name
             shutil.copytree(src, work, ignore=lambda d, names: [
                 n for n in names if BUILD_PRODUCTS.search(n)])
-            argv = make_argv(kernel.headers, work)
-            log, seconds = _run(argv, work, f"building {src} for {kernel.version}", timeout)
+            root = build_root(kernel)
+            argv = make_argv(kernel.headers, work, pahole=True if root else None)
+            where = f" in the {root.name} root" if root else ""
+            log, seconds = _run(argv, work, f"building {src} for {kernel.version}{where}",
+                                timeout, root=root, binds=(kernels.kernel_dir(kernel.version),))
             kos = sorted(work.rglob("*.ko"))
             if name is not None:
                 kos = [k for k in kos if k.stem == name]

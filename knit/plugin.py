@@ -15,21 +15,26 @@ from pathlib import Path
 
 import pytest
 
-from knit import artifacts, cpulock, health, kernels, requirements
-from knit.errors import BootError
-from knit.pool import VMPool
+from knit import artifacts, cpulock, health, kernels, requirements, rootfs
+from knit.errors import BootError, KnitError
+from knit.pool import VMPool, key
 from knit.topology import Topology
 from knit.vm import VM
 
 VM_KEY = pytest.StashKey[tuple[str, VM, VMPool]]()
 NODES_KEY = pytest.StashKey[list[str]]()
 ART_KEY = pytest.StashKey[Path]()
+USERSPACE_KEY = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("knit", "knit kernel test harness")
     g.addoption("--kernel", action="append", default=[], metavar="NAME",
                 help="kernel to test (repeatable): debian-6.1, debian-6.12, path:/bzImage")
+    g.addoption("--userspace", action="append", default=[], metavar="RELEASE",
+                choices=[*rootfs.RELEASES, "host"],
+                help=f"guest userspace (repeatable): {', '.join(rootfs.RELEASES)} (a root "
+                     f"tree knit builds; default {rootfs.DEFAULT}) or host (the host's /)")
     g.addoption("--strict-requirements", action="store_true",
                 help="fail, instead of skip, tests whose kernel requirements are missing")
     g.addoption("--knit-artifacts", default="artifacts", metavar="DIR",
@@ -89,15 +94,25 @@ def kernel_names(config: pytest.Config) -> list[str]:
     return config.getoption("kernel") or [kernels.default_kernel()]
 
 
+def userspace_names(config: pytest.Config) -> list[str]:
+    return list(dict.fromkeys(config.getoption("userspace"))) or [rootfs.DEFAULT]
+
+
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"knit: kernels {', '.join(kernel_names(config))}; accel " + (
-        config.getoption("accel") or "auto (KVM probe, else TCG)")
+    return (f"knit: kernels {', '.join(kernel_names(config))}; userspace "
+            f"{', '.join(userspace_names(config))}; accel "
+            + (config.getoption("accel") or "auto (KVM probe, else TCG)"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One item per (kernel, userspace); ids name the userspace only when several are
+    asked for, so a single-userspace run keeps the ids (and flake history) it had."""
     if "knit_kernel" in metafunc.fixturenames:
         names = kernel_names(metafunc.config)
-        metafunc.parametrize("knit_kernel", names, ids=names, indirect=True)
+        spaces = userspace_names(metafunc.config)
+        params = [(k, u) for k in names for u in spaces]
+        ids = [k if len(spaces) == 1 else f"{k}-{u}" for k, u in params]
+        metafunc.parametrize("knit_kernel", params, ids=ids, indirect=True)
 
 
 # -- fixtures ---------------------------------------------------------------------------
@@ -108,7 +123,7 @@ def knit_pool(request: pytest.FixtureRequest) -> Iterator[VMPool]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     art = artifacts_root(cfg)
     art.mkdir(parents=True, exist_ok=True)
-    pool = VMPool(workdir=art / "vms" / worker, rwdirs=(art, kernels.cache_dir()),
+    pool = VMPool(workdir=art / "vms" / worker, rwdirs=(art,), rodirs=(kernels.cache_dir(),),
                   accel_name=cfg.getoption("accel"), cpus=cfg.getoption("vm_cpus"),
                   memory=cfg.getoption("vm_memory"), gdb=cfg.getoption("gdb"),
                   boot_log=art / "boots.jsonl")
@@ -118,9 +133,16 @@ def knit_pool(request: pytest.FixtureRequest) -> Iterator[VMPool]:
 
 @pytest.fixture
 def knit_kernel(request: pytest.FixtureRequest, knit_pool: VMPool) -> kernels.Kernel:
-    """The kernel this test item runs on (parametrized by --kernel)."""
-    k = knit_pool.kernel(request.param)
-    request.node.user_properties += [("kernel", k.name), ("kernel_version", k.version)]
+    """The kernel this test item runs on (parametrized by --kernel and --userspace)."""
+    name, userspace = request.param
+    try:
+        k = knit_pool.kernel(name)
+        knit_pool.userspace(userspace)
+    except KnitError as e:
+        pytest.fail(str(e), pytrace=False)
+    request.node.stash[USERSPACE_KEY] = userspace
+    request.node.user_properties += [("kernel", k.name), ("kernel_version", k.version),
+                                     ("userspace", userspace)]
     problems = []
     for m in request.node.iter_markers("kconfig"):
         problems += requirements.missing_kconfig(k, m.args)
@@ -140,11 +162,12 @@ def knit_kernel(request: pytest.FixtureRequest, knit_pool: VMPool) -> kernels.Ke
 def vm(request: pytest.FixtureRequest, knit_kernel: kernels.Kernel,
        knit_pool: VMPool) -> Iterator[VM]:
     """The warm VM of this worker for this test's kernel; health-checked after the test."""
+    userspace = request.node.stash[USERSPACE_KEY]
     try:
-        machine = knit_pool.get(knit_kernel.name)
+        machine = knit_pool.get(knit_kernel.name, userspace)
     except BootError as e:
         pytest.fail(f"{e}\n--- console tail ---\n{e.console_tail}", pytrace=False)
-    request.node.stash[VM_KEY] = (knit_kernel.name, machine, knit_pool)
+    request.node.stash[VM_KEY] = (key(knit_kernel.name, userspace), machine, knit_pool)
     request.node.user_properties.append(("accel", machine.cfg.accel))
     yield machine
     _check_after(request.node)

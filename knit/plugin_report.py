@@ -13,7 +13,7 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from knit import ktap, results
-from knit.plugin import VM_KEY, artifacts_root, kernel_names
+from knit.plugin import VM_KEY, artifacts_root, kernel_names, userspace_names
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -121,11 +121,13 @@ class Collector:
         kernel = props.get("kernel")
         rec = self.by_id.get(rep.nodeid)
         if rec is None:
-            rec = results.Record(nodeid=rep.nodeid, test=results.split_kernel(rep.nodeid, kernel),
-                                 kernel=kernel, outcome="passed", duration=0.0)
+            test = results.split_kernel(rep.nodeid, kernel, props.get("userspace"))
+            rec = results.Record(nodeid=rep.nodeid, test=test, kernel=kernel,
+                                 outcome="passed", duration=0.0)
             self.by_id[rep.nodeid] = rec
         rec.kernel_version = props.get("kernel_version", rec.kernel_version)
         rec.accel = props.get("accel", rec.accel)
+        rec.userspace = props.get("userspace", rec.userspace)
         rec.attempts = props.get("attempts", rec.attempts)
         rec.cpu_wait_s = props.get("cpu_wait_s", rec.cpu_wait_s)
         rec.cases = ktap.cases_from_props(rep.user_properties) or rec.cases
@@ -192,7 +194,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     recs = list(col.by_id.values())
     meta = {"started": col.started, "finished": time.time(), "exitstatus": int(exitstatus),
-            "kernels": kernel_names(cfg),
+            "kernels": kernel_names(cfg), "userspaces": userspace_names(cfg),
             "workers": os.environ.get("PYTEST_XDIST_WORKER_COUNT"),
             "args": list(cfg.invocation_params.args),
             "boots": _boots(cfg)}

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from knit import accel, kernels
+from knit import accel, kernels, rootfs
 from knit.errors import BootError
 from knit.kernels import Kernel
 from knit.vm import VM, VMConfig
@@ -32,11 +32,18 @@ def gdb_hint(vm: VM) -> str:
             f"  (symbols: apt-get download linux-image-{k.version}-dbg && dpkg-deb -x it /)")
 
 
+def key(kernel: str, userspace: str) -> str:
+    """The pool's name for one (kernel, userspace) VM."""
+    return f"{kernel}@{userspace}"
+
+
 class VMPool:
     def __init__(self, workdir: Path, rwdirs: tuple[Path, ...], accel_name: str | None = None,
                  cpus: int = 2, memory: str = "1G", gdb: bool = False,
-                 boot_log: Path | None = None) -> None:
+                 boot_log: Path | None = None, rodirs: tuple[Path, ...] = ()) -> None:
         self.workdir = workdir
+        self.rodirs = rodirs
+        self.userspaces: dict[str, rootfs.Userspace] = {}
         self.boot_log = boot_log  # one JSON line per boot, shared by the xdist workers
         self.rwdirs = rwdirs
         self.accel_name = accel_name
@@ -58,8 +65,14 @@ class VMPool:
                                            k.image / "arch/x86/boot/bzImage")
         return self.accel_name
 
-    def get(self, name: str) -> VM:
-        """The warm VM for kernel `name`, booting or replacing it as needed."""
+    def userspace(self, name: str) -> rootfs.Userspace:
+        if name not in self.userspaces:
+            self.userspaces[name] = rootfs.get(name)
+        return self.userspaces[name]
+
+    def get(self, kernel: str, userspace: str = rootfs.DEFAULT) -> VM:
+        """The warm VM for `kernel` on `userspace`, booting or replacing it as needed."""
+        name = key(kernel, userspace)
         if name in self.broken:
             raise self.broken[name]
         vm = self.vms.get(name)
@@ -69,9 +82,11 @@ class VMPool:
             vm.stop()
             vm = None
         if vm is None:
-            k = self.kernel(name)
+            k = self.kernel(kernel)
             vm = VM(VMConfig(kernel=k, accel=self.accel(k), workdir=self.workdir,
-                             rwdirs=self.rwdirs, cpus=self.cpus, memory=self.memory,
+                             rwdirs=self.rwdirs, rodirs=self.rodirs,
+                             userspace=self.userspace(userspace), cpus=self.cpus,
+                             memory=self.memory,
                              gdb_port=free_port() if self.gdb else None))
             try:
                 vm.boot()
@@ -79,7 +94,8 @@ class VMPool:
                 self.broken[name] = e  # two boots failed: don't spend more on this kernel
                 raise
             if self.boot_log is not None:
-                entry = {"kernel": name, "boot_s": round(vm.boot_s or 0, 2),
+                entry = {"kernel": kernel, "userspace": userspace,
+                         "boot_s": round(vm.boot_s or 0, 2),
                          "accel": vm.cfg.accel, "when": time.time()}
                 with self.boot_log.open("a") as f:  # one short append: whole lines
                     f.write(json.dumps(entry) + "\n")

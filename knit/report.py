@@ -25,13 +25,19 @@ def matrix(records: list[Record]) -> tuple[list[str], list[str], dict]:
     kernels: list[str] = []
     tests: list[str] = []
     for r in records:
-        k = r.kernel or NO_VM
+        k = column(r)
         if k not in kernels:
             kernels.append(k)
         if r.test not in tests:
             tests.append(r.test)
         cells[(r.test, k)] = r
     return sorted(tests), sorted(kernels), cells
+
+
+def column(r: Record) -> str:
+    """A matrix column: the kernel, and the userspace where the record names one."""
+    k = r.kernel or NO_VM
+    return f"{k} · {r.userspace}" if r.kernel and r.userspace else k
 
 
 def _link(path: str | None, out_dir: Path) -> str | None:
@@ -65,8 +71,8 @@ def html_report(records: list[Record], out: Path, title: str = "knit results") -
     tests, kernels, cells = matrix(records)
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in records:
-        totals[r.kernel or NO_VM][r.outcome] += 1
-    versions = {r.kernel or NO_VM: f"{r.kernel_version or ''} {r.accel or ''}".strip()
+        totals[column(r)][r.outcome] += 1
+    versions = {column(r): f"{r.kernel_version or ''} {r.accel or ''}".strip()
                 for r in records}
     head = "".join(f"<th>{html.escape(k)}<br><small>{html.escape(versions.get(k, ''))}"
                    f"</small></th>" for k in kernels)
@@ -138,8 +144,10 @@ def kcidb(records: list[Record], origin: str = "knit") -> dict:
                 "path": _kcidb_path(r.test), "status": KCIDB_STATUS.get(r.outcome, "MISS"),
                 "duration": round(r.duration, 3),
                 "start_time": dt.datetime.fromtimestamp(r.when, dt.UTC).isoformat(),
-                "environment": {"comment": f"virtme-ng VM, accel {r.accel or 'unknown'}"},
-                "misc": {"nodeid": r.nodeid, "knit_outcome": r.outcome, "attempts": r.attempts}}
+                "environment": {"comment": f"virtme-ng VM, accel {r.accel or 'unknown'}, "
+                                           f"userspace {r.userspace or 'host'}"},
+                "misc": {"nodeid": r.nodeid, "knit_outcome": r.outcome, "attempts": r.attempts,
+                         "userspace": r.userspace or "host"}}
         if r.message:
             test["comment"] = r.message[:1000]
         tests.append(test)

@@ -25,6 +25,7 @@ class Record:
     duration: float
     kernel_version: str | None = None
     accel: str | None = None
+    userspace: str | None = None   # the guest root tree (trixie, bookworm, host)
     message: str = ""
     artifacts: str | None = None
     attempts: int = 1
@@ -33,10 +34,13 @@ class Record:
     cpu_wait_s: float | None = None  # an `exclusive` test's wait for the other workers
 
 
-def split_kernel(nodeid: str, kernel: str | None) -> str:
-    """'t.py::test_x[debian-6.12-4]' -> 't.py::test_x[4]': the row, whatever the kernel."""
+def split_kernel(nodeid: str, kernel: str | None, userspace: str | None = None) -> str:
+    """'t.py::test_x[debian-6.12-4]' -> 't.py::test_x[4]': the row, whatever the kernel
+    (and the userspace, where the id names it: 'debian-6.12-bookworm')."""
     if not kernel:
         return nodeid
+    if userspace and f"{kernel}-{userspace}" in nodeid:
+        kernel = f"{kernel}-{userspace}"
     out = re.sub(rf"\[{re.escape(kernel)}-", "[", nodeid)
     out = re.sub(rf"-{re.escape(kernel)}\]", "]", out)
     return out.replace(f"[{kernel}]", "")
@@ -57,14 +61,17 @@ def boot_summary(path: Path, since: float) -> dict[str, dict]:
     lines = path.read_text().splitlines() if path.exists() else []
     for b in (json.loads(ln) for ln in lines if ln.strip()):
         if b.get("when", 0) >= since:
-            times[f"{b['kernel']} ({b['accel']})"].append(b["boot_s"])
+            us = f", {b['userspace']}" if b.get("userspace") else ""
+            times[f"{b['kernel']} ({b['accel']}{us})"].append(b["boot_s"])
     return {k: {"boots": len(v), "median_s": round(statistics.median(v), 1),
                 "max_s": round(max(v), 1)} for k, v in sorted(times.items())}
 
 
 def read_results(path: Path) -> tuple[dict, list[Record]]:
     data = json.loads(path.read_text())
-    return data.get("meta", {}), [Record(**t) for t in data["tests"]]
+    fields = set(Record.__dataclass_fields__)
+    return data.get("meta", {}), [Record(**{k: v for k, v in t.items() if k in fields})
+                                  for t in data["tests"]]
 
 
 def completed(path: Path) -> bool:

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from knit import kernels, ksource
+from knit import kernels
 from knit.errors import KnitError
+from knit.kernels import source as ksource
 
 MPTCP = "net/mptcp"  # the target knit collects and builds by default
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from knit import vngcmd
+from knit import rootfs, vngcmd
 from knit.channel import Channel
 from knit.errors import BootError, ChannelError, CmdFailed
 from knit.kernels import Kernel
@@ -45,21 +45,51 @@ class VMConfig:
     kernel: Kernel
     accel: str
     workdir: Path                      # console log and channel socket live here
-    rwdirs: tuple[Path, ...] = ()      # host folders the guest may write (artifacts, cache)
+    rwdirs: tuple[Path, ...] = ()      # host folders the guest may write (artifacts)
+    rodirs: tuple[Path, ...] = ()      # host folders it may read (knit's cache), same path
+    userspace: rootfs.Userspace = field(default_factory=lambda: rootfs.Userspace("host", None))
     cpus: int = 2
     memory: str = "1G"
     python: str = field(default_factory=lambda: sys.executable)
     gdb_port: int | None = None
 
 
-def precompile() -> None:
-    """Byte-compile the checkout's guest-side code on the host. The guest reads it over
-    9p and must not write .pyc files; compiling the agent from source under TCG costs
-    seconds of every boot."""
-    import compileall
-    for d in ("knit", "fixtures", "bpf"):
-        if (ROOT / d).is_dir():
-            compileall.compile_dir(ROOT / d, quiet=2, workers=1)
+_precompiled: set[str] = set()
+
+
+def precompile(us: rootfs.Userspace) -> None:
+    """Byte-compile the checkout's guest-side code for the guest's python, once per
+    process. The guest reads it over 9p and must not write .pyc files; compiling the agent
+    from source under TCG costs seconds of every boot."""
+    if us.name in _precompiled:
+        return
+    if us.root is None:
+        import compileall
+        for d in ("knit", "fixtures", "bpf"):
+            if (ROOT / d).is_dir():
+                compileall.compile_dir(ROOT / d, quiet=2, workers=1)
+    else:
+        rootfs.precompile(us)
+    _precompiled.add(us.name)
+
+
+def guest_mounts(cfg: VMConfig) -> tuple[tuple[Path, Path], ...]:
+    """(guest, host) read-only mounts of a root-tree guest: the checkout, knit's cache
+    and the kernel's modules. Mount points are made in the tree (empty folders)."""
+    root = cfg.userspace.root
+    if root is None:
+        return ()
+    mounts = [(p, p) for p in (ROOT, *cfg.rodirs)]
+    k = cfg.kernel
+    mods = k.modules
+    if mods is None and k.image.is_dir():
+        mods = k.image / ".virtme_mods" / "lib" / "modules" / "0.0.0"
+    if mods is not None and mods.is_dir():
+        base = Path("/usr/lib/modules") if (root / "lib").is_symlink() else Path("/lib/modules")
+        mounts.append((base / k.version, mods.resolve()))
+    for guest, _ in (*mounts, *((d, d) for d in cfg.rwdirs)):
+        (root / str(guest).lstrip("/")).mkdir(parents=True, exist_ok=True)
+    return tuple(mounts)
 
 
 def console_tail(path: Path, lines: int = 40) -> str:
@@ -127,12 +157,20 @@ class VM:
     def vng_argv(self) -> list[str]:
         # -S: no site at start-up (its .pth files cost seconds under TCG over 9p); the
         # agent adds site-packages itself while it warms up.
-        agent = ["env", f"PYTHONPATH={ROOT}", "PYTHONDONTWRITEBYTECODE=1",
-                 self.cfg.python, "-S", "-m", "knit.agent"]
+        us = self.cfg.userspace
+        python = self.cfg.python if us.root is None else us.python
+        # vng's --cwd must lie inside --root on the host: a root tree's guest changes
+        # into the checkout (mounted at the same path) itself.
+        cd = ["-C", str(ROOT)] if us.root is not None else []
+        agent = ["env", *cd, f"PYTHONPATH={ROOT}", "PYTHONDONTWRITEBYTECODE=1",
+                 python, "-S", "-m", "knit.agent"]
+        rw = self.cfg.rwdirs if us.root is not None else (*self.cfg.rwdirs, *self.cfg.rodirs)
         spec = vngcmd.VngSpec(image=self.cfg.kernel.image, command=agent, accel=self.cfg.accel,
-                              cpus=self.cfg.cpus, memory=self.cfg.memory,
-                              rwdirs=self.cfg.rwdirs, chardev_socket=self.sock,
-                              shell_socket=self.shell_sock, cwd=ROOT,
+                              cpus=self.cfg.cpus, memory=self.cfg.memory, root=us.root,
+                              rodirs=guest_mounts(self.cfg),
+                              rwdirs=rw, chardev_socket=self.sock,
+                              shell_socket=self.shell_sock,
+                              cwd=ROOT if us.root is None else None,
                               gdb_port=self.cfg.gdb_port)
         return vngcmd.build(spec)
 
@@ -153,7 +191,7 @@ class VM:
     def _boot_once(self) -> None:
         self.cfg.workdir.mkdir(parents=True, exist_ok=True)
         self._sockdir.mkdir(exist_ok=True)  # stop() after a failed attempt removed it
-        precompile()
+        precompile(self.cfg.userspace)
         if self.sock.exists():
             self.sock.unlink()
         venv_bin = str(Path(self.cfg.python).parent)
@@ -186,6 +224,7 @@ class VM:
         self.request("keep", self.t(10))
         self.kept = True
         meta = {"kernel": self.cfg.kernel.name, "version": self.cfg.kernel.version,
+                "userspace": self.cfg.userspace.name,
                 "image": str(self.cfg.kernel.image), "accel": self.cfg.accel,
                 "console": str(self.console), "qemu_pid": self.qemu_pid()}
         (self._sockdir / "vm.json").write_text(json.dumps(meta) + "\n")

@@ -16,6 +16,8 @@ class VngSpec:
     cpus: int = 2
     memory: str = "1G"
     rwdirs: tuple[Path, ...] = ()
+    root: Path | None = None     # a guest root tree (knit rootfs); None: the host's /
+    rodirs: tuple[tuple[Path, Path], ...] = ()   # (guest path, host path), read-only
     chardev_socket: Path | None = None   # knit's virtio-serial channel
     port_name: str = "knit.0"
     shell_socket: Path | None = None     # raw bytes of an interactive shell (knit shell)
@@ -36,8 +38,12 @@ def build(spec: VngSpec) -> list[str]:
             "--force-9p", "--user", "root", "--cpus", str(spec.cpus), "--memory", spec.memory]
     if spec.accel == "tcg":
         argv.append("--disable-kvm")
+    if spec.root is not None:
+        argv += ["--root", str(spec.root)]
+    for guest, host in spec.rodirs:
+        argv.append(f"--rodir={guest}={host}")
     for d in spec.rwdirs:
-        argv.append(f"--rwdir={d}")
+        argv.append(f"--rwdir={d}={d}" if spec.root is not None else f"--rwdir={d}")
     if spec.cwd:
         argv += ["--cwd", str(spec.cwd)]
     appends = list(spec.append)

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from knit import kernel_build, kernels
+from knit import kernels
+from knit.kernels import build as kernel_build
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,5 +1,7 @@
 """Kernel names, images and configs, resolved without booting anything."""
 
+from pathlib import Path
+
 import pytest
 
 from knit import kernels, requirements
@@ -49,7 +51,7 @@ def test_parse_config_keeps_set_options_only():
 
 def test_requirements_name_what_is_missing():
     k = kernels.Kernel(name="debian-6.12", version="6.12.117+deb12-amd64",
-                       image=kernels.Path("/nonexistent"),
+                       image=Path("/nonexistent"),
                        config={"CONFIG_MPTCP": "y", "CONFIG_TIPC": "m"})
     assert requirements.missing_kconfig(k, ("CONFIG_MPTCP", "CONFIG_TIPC")) == []
     assert requirements.missing_kconfig(k, ("CONFIG_FOO",)) == ["CONFIG_FOO not set in debian-6.12"]

@@ -4,15 +4,15 @@ builds use O= directories, and the selftests copy what they need."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from knit import kernels
 from knit.errors import KnitError
+from knit.kernels import apt
+from knit.kernels.cache import cache_dir, locked, run_tool
 
 
 class SourceError(KnitError):
@@ -20,14 +20,14 @@ class SourceError(KnitError):
 
 
 def candidate(pkg: str) -> str:
-    """The version apt would install of `pkg` (the newest in the lists)."""
-    out = subprocess.run(["apt-cache", "policy", pkg], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if line.strip().startswith("Candidate:"):
-            v = line.split(":", 1)[1].strip()
-            if v and v != "(none)":
-                return v
-    raise SourceError(f"{pkg} is not in apt's lists: run 'apt-get update' (Debian 12, main)")
+    """The version apt would install of `pkg` (the newest in knit's lists)."""
+    s = apt.settings()
+    apt.update(s)
+    v = apt.candidate(s, pkg)
+    if v is None:
+        raise SourceError(f"{pkg} is not in knit's apt lists ({', '.join(s['suites'])}): "
+                          "add its suite under [apt] in kernels/kernels.toml")
+    return v
 
 
 def extract(pkg: str, version: str, dest: Path,
@@ -36,10 +36,9 @@ def extract(pkg: str, version: str, dest: Path,
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         progress(f"source: downloading {pkg} {version}")
-        kernels.run_tool(["apt-get", "download", "-q", f"{pkg}={version}"], cwd=tmp,
-                         fix=f"check 'apt-cache policy {pkg}'")
+        apt.download(apt.settings(), [f"{pkg}={version}"], Path(tmp))
         deb = next(Path(tmp).glob("*.deb"))
-        kernels.run_tool(["dpkg-deb", "-x", str(deb), tmp], fix="the download is corrupt")
+        run_tool(["dpkg-deb", "-x", str(deb), tmp], fix="the download is corrupt")
         tarball = next(Path(tmp).glob("usr/src/linux-source-*.tar.*"))
         progress(f"source: extracting {tarball.name}")
         with tarfile.open(tarball) as tf:
@@ -52,8 +51,8 @@ def tree(pkg: str, version: str | None = None,
          progress: Callable[[str], None] = lambda m: print(m, file=sys.stderr)) -> Path:
     """A clean source tree of `pkg` (default: apt's candidate version), extracted once."""
     version = version or candidate(pkg)
-    base = kernels.cache_dir() / "ksrc" / version
-    with kernels.locked(base.parent / f".{version}.lock"):
+    base = cache_dir() / "ksrc" / version
+    with locked(base.parent / f".{version}.lock"):
         if not (base / "complete").exists():
             extract(pkg, version, base / "src", progress)
             (base / "complete").write_text(f"{pkg}={version}\n")

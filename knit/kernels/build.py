@@ -23,10 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from knit import kernels, ksource
 from knit.errors import KernelError
+from knit.kernels import source as ksource
+from knit.kernels.cache import KERNELS_TOML, cache_dir, locked
+from knit.kernels.image import check_image, image_version
+from knit.kernels.model import parse_config
 
-CONFIGS = kernels.ROOT / "kernels" / "configs"
+CONFIGS = KERNELS_TOML.parent / "configs"
 DEFAULT_CONFIGS = ["base", "net", "mptcp", "tipc", "bpf"]
 PROGRESS_EVERY_S = 30
 # kbuild's one-line step summaries: "  CC      net/mptcp/protocol.o"
@@ -98,7 +101,7 @@ def config_hash(frags: list[Path]) -> str:
 
 def build_dir(name: str, src: Source, frags: list[Path]) -> Path:
     rev = hashlib.sha256(src.revision.encode()).hexdigest()[:12]
-    return kernels.cache_dir() / "kbuild" / name / f"{rev}-{config_hash(frags)[:12]}"
+    return cache_dir() / "kbuild" / name / f"{rev}-{config_hash(frags)[:12]}"
 
 
 def wanted(frags: list[Path]) -> dict[str, str]:
@@ -163,7 +166,7 @@ def build(name: str, spec: dict, tree: Path | None = None, jobs: int = 0,
     src = source(spec, tree, log)
     d = build_dir(name, src, frags)
     meta = d / "build.json"
-    with kernels.locked(d.parent / f".{d.name}.lock"):
+    with locked(d.parent / f".{d.name}.lock"):
         if meta.exists() and not force:
             m = json.loads(meta.read_text())
             _point(d)
@@ -193,15 +196,15 @@ def build_in(tree: Path, out: Path, frags: list[Path], jobs: int = 0, log: Log =
     log(f"{label}: configuring {tree} with {', '.join(f.stem for f in frags)}")
     cfg_s = _vng(["--kconfig", "--force", *[a for f in frags for a in ("--config", str(f))],
                   f"O={out}"], tree, log, f"{label} kconfig", out / "knit-kconfig.log")
-    lost = dropped(frags, kernels.parse_config((out / ".config").read_text()))
+    lost = dropped(frags, parse_config((out / ".config").read_text()))
     for opt in lost:
         log(f"{label}: fragment option not kept by kconfig: {opt}")
     log(f"{label}: building with {jobs or 'all'} jobs in {out}")
     make_s = _vng(["--build", *(["--jobs", str(jobs)] if jobs else []), f"O={out}"],
                   tree, log, f"{label} build", out / "knit-build.log")
     bz = out / "arch" / "x86" / "boot" / "bzImage"
-    kernels.check_image(bz)
-    version = kernels.image_version(bz)
+    check_image(bz)
+    version = image_version(bz)
     seconds = round(cfg_s + make_s, 1)
     log(f"{label}: {version} built in {seconds:.0f}s ({cfg_s:.0f}s kconfig)")
     return Result(out, seconds, False, lost, version)
@@ -213,7 +216,7 @@ def _point(d: Path) -> None:
 
 def current(name: str) -> Path | None:
     """The O= tree of the last build of `name`, if any."""
-    ptr = kernels.cache_dir() / "kbuild" / name / "current"
+    ptr = cache_dir() / "kbuild" / name / "current"
     if not ptr.exists():
         return None
     d = ptr.parent / ptr.read_text().strip()
