@@ -33,6 +33,7 @@ from typing import Any
 from bpf import parsers
 from knit import kernels
 from knit.kernels import Kernel, locked
+from knit.rootfs import Userspace
 from knit.vm import VM, Result, Spawned
 
 VARIANTS = ("libbpf", "python")
@@ -72,15 +73,33 @@ PROBE_PROGRAM = ("#include <net/sock.h>\n"
 PROBE_CODE = "import sys\nfrom bcc import BPF\nBPF(text=sys.argv[1])\nprint('compiled')\n"
 
 
-def binary(tool: str, variant: str) -> Path:
-    return SBIN / (tool if variant == "libbpf" else f"{tool}-bpfcc")
+HOST = Userspace("host", None)
+
+
+def binary(tool: str, variant: str, us: Userspace = HOST) -> Path:
+    """The tool's path in the guest: Debian 13 renamed libbpf-tools' `tcptracer` to
+    `tcptracer-libbpf`, so look for both there."""
+    if variant == "python":
+        return SBIN / f"{tool}-bpfcc"
+    return next((SBIN / n for n in (tool, f"{tool}-libbpf") if us.path(SBIN / n).exists()),
+                SBIN / tool)
+
+
+def installed(tool: str, variant: str, us: Userspace = HOST) -> bool:
+    return us.path(binary(tool, variant, us)).exists()
+
+
+def _missing(tool: str, variant: str, us: Userspace) -> str:
+    pkg = "libbpf-tools" if variant == "libbpf" else "bpfcc-tools"
+    return (f"{binary(tool, variant)} missing in the {us.name} userspace: add {pkg} to "
+            "knit.rootfs.PACKAGES")
 
 
 def command(tool: str, variant: str, args: Sequence[str] = (),
-            headers: Path | None = None) -> tuple[list[str], dict[str, str]]:
+            headers: Path | None = None, us: Userspace = HOST) -> tuple[list[str], dict[str, str]]:
     """argv and extra environment that run `tool` line-buffered."""
     if variant == "libbpf":
-        return ["stdbuf", "-oL", str(binary(tool, variant)), *args], {}
+        return ["stdbuf", "-oL", str(binary(tool, variant, us)), *args], {}
     env = {"PYTHONUNBUFFERED": "1"}
     if headers is not None:
         env["BCC_KERNEL_SOURCE"] = str(headers)
@@ -89,16 +108,14 @@ def command(tool: str, variant: str, args: Sequence[str] = (),
 
 # -- host side: versions, the merged header tree, variant availability --------------------
 
-def package_version(pkg: str) -> str:
-    """The installed Debian version of `pkg` on the host (= in the guest), e.g. 0.26.0+ds-1."""
-    p = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
-                       text=True, timeout=30)
-    return p.stdout.strip() if p.returncode == 0 else ""
+def package_version(pkg: str, us: Userspace = HOST) -> str:
+    """The Debian version of `pkg` in the guest's userspace, e.g. 0.31.0+ds-7."""
+    return us.package_version(pkg)
 
 
-def bcc_version() -> str:
-    """bcc's upstream version, e.g. '0.26' (python3-bpfcc 0.26.0+ds-1)."""
-    v = package_version("python3-bpfcc")
+def bcc_version(us: Userspace = HOST) -> str:
+    """bcc's upstream version, e.g. '0.31' (python3-bpfcc 0.31.0+ds-7)."""
+    v = package_version("python3-bpfcc", us)
     m = re.match(r"(\d+\.\d+)", v)
     return m.group(1) if m else v or "(not installed)"
 
@@ -143,10 +160,10 @@ def bcc_headers(k: Kernel) -> Path:
     return tree
 
 
-def libbpf_problem(k: Kernel, tool: str) -> str | None:
+def libbpf_problem(k: Kernel, tool: str, us: Userspace = HOST) -> str | None:
     """Why the libbpf-tools variant cannot run on `k`, or None."""
-    if not binary(tool, "libbpf").exists():
-        return f"{binary(tool, 'libbpf')} missing on the host: apt-get install libbpf-tools"
+    if not installed(tool, "libbpf", us):
+        return _missing(tool, "libbpf", us)
     if k.config and k.config.get("CONFIG_DEBUG_INFO_BTF") != "y":
         return f"CONFIG_DEBUG_INFO_BTF not set in {k.name}: libbpf-tools need the kernel BTF"
     return None
@@ -169,36 +186,38 @@ def _culprits(errors: list[str]) -> list[str]:
     return names
 
 
-def python_problem(k: Kernel, tool: str) -> str | None:
+def python_problem(k: Kernel, tool: str, us: Userspace = HOST) -> str | None:
     """Why bcc's python variant cannot run on `k`, or None. bcc's compile depends only on
     bcc and the headers, not on the running kernel, so the probe compiles on the host (20-30 s
-    there; minutes in a TCG guest), once per (bcc version, kernel); the verdict is cached
-    beside the merged headers. A wrong verdict shows at the tool's own compile in the guest."""
-    if not binary(tool, "python").exists():
-        return f"{binary(tool, 'python')} missing on the host: apt-get install bpfcc-tools"
+    there; minutes in a TCG guest) in the guest's userspace, once per (bcc version, kernel);
+    the verdict is cached beside the merged headers. A wrong verdict shows at the tool's
+    own compile in the guest."""
+    if not installed(tool, "python", us):
+        return _missing(tool, "python", us)
     try:
         headers = bcc_headers(k)
     except (OSError, subprocess.SubprocessError) as e:
         return f"no kernel headers for bcc on {k.name}: {e}"
-    bcc = bcc_version()
-    cache = headers.parent / f"probe-bcc{package_version('python3-bpfcc')}.json"
+    bcc = bcc_version(us)
+    cache = headers.parent / f"probe-bcc{package_version('python3-bpfcc', us)}.json"
     with locked(headers.parent / ".probe.lock"):
         if cache.exists():
             verdict = json.loads(cache.read_text())
         else:
             t0 = time.monotonic()
             try:
-                r = subprocess.run([GUEST_PYTHON, "-c", PROBE_CODE, PROBE_PROGRAM],
-                                   capture_output=True, text=True, timeout=PROBE_S * 3,
-                                   env={"PATH": "/usr/bin:/bin", "LC_ALL": "C",
-                                        "BCC_KERNEL_SOURCE": str(headers)})
+                r = us.run([GUEST_PYTHON, "-c", PROBE_CODE, PROBE_PROGRAM],
+                           ro=(kernels.cache_dir(),), timeout=PROBE_S * 3,
+                           env={"PATH": "/usr/bin:/bin", "LC_ALL": "C",
+                                "BCC_KERNEL_SOURCE": str(headers)})
             except subprocess.TimeoutExpired:  # not a verdict on the headers: not cached
                 return f"bcc {bcc} compile probe timed out after {PROBE_S * 3:.0f}s"
             verdict = {"ok": r.returncode == 0 and "compiled" in r.stdout,
-                       "errors": _compile_errors(r.stderr)[:40],
-                       "stderr_tail": r.stderr[-4000:],
+                       "errors": _compile_errors(r.stdout)[:40],
+                       "stderr_tail": r.stdout[-4000:],
                        "seconds": round(time.monotonic() - t0, 1), "kernel": k.version,
-                       "bcc": package_version("python3-bpfcc"), "where": "host",
+                       "bcc": package_version("python3-bpfcc", us),
+                       "where": f"host, {us.name} userspace",
                        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             cache.write_text(json.dumps(verdict, indent=2) + "\n")
     if verdict["ok"]:
@@ -210,9 +229,9 @@ def python_problem(k: Kernel, tool: str) -> str | None:
             f"[{len(verdict['errors'])} errors; {cache}]")
 
 
-def problem(k: Kernel, tool: str, variant: str) -> str | None:
-    """Why `tool` of `variant` cannot run on kernel `k`, or None."""
-    return libbpf_problem(k, tool) if variant == "libbpf" else python_problem(k, tool)
+def problem(k: Kernel, tool: str, variant: str, us: Userspace = HOST) -> str | None:
+    """Why `tool` of `variant` cannot run on kernel `k` in userspace `us`, or None."""
+    return libbpf_problem(k, tool, us) if variant == "libbpf" else python_problem(k, tool, us)
 
 
 # -- guest side ----------------------------------------------------------------------------
@@ -245,6 +264,7 @@ class Trace:
     host_load: list[float] = field(default_factory=list)  # 1/5/15-min loadavg at attach
     proc: Spawned | None = None
     result: Result | None = None
+    userspace: Userspace = HOST
     _parse: Callable[[str], list[Any]] = field(default=lambda s: [], repr=False)
 
     @property
@@ -277,7 +297,9 @@ def record(tr: Trace, folder: Path, name: str, accel: str = "") -> Path:
     pkg = "libbpf-tools" if tr.variant == "libbpf" else "bpfcc-tools"
     date = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     meta = {"kernel": tr.kernel, "tool": tr.tool, "variant": tr.variant,
-            "tool_version": f"{pkg} {package_version(pkg)} (bcc {bcc_version()})",
+            "tool_version": f"{pkg} {package_version(pkg, tr.userspace)} "
+                            f"(bcc {bcc_version(tr.userspace)})",
+            "userspace": tr.userspace.name,
             "command": tr.argv, "env": tr.env, "startup_s": round(tr.startup_s, 2), "date": date,
             "guest": f"{tr.kernel}, {accel.upper() or '?'} guest",
             "host_load": tr.host_load, "host_cpus": os.cpu_count()}
@@ -298,8 +320,8 @@ def trace(vm: VM, k: Kernel, tool: str, variant: str, args: Sequence[str] = (),
     exit. A start-up failure raises CmdFailed carrying the tool's output."""
     ensure_tracing(vm)
     headers = bcc_headers(k) if variant == "python" else None
-    argv, env = command(tool, variant, args, headers)
-    tr = Trace(tool, variant, argv, k.version, env,
+    argv, env = command(tool, variant, args, headers, vm.cfg.userspace)
+    tr = Trace(tool, variant, argv, k.version, env, userspace=vm.cfg.userspace,
                _parse=parsers.PARSERS[(tool, variant)])
     t0 = time.monotonic()
     with vm.spawn(argv, ns=ns, ready=READY[(tool, variant)], env=env,
@@ -318,6 +340,6 @@ def run_once(vm: VM, k: Kernel, tool: str, variant: str, args: Sequence[str] = (
     """Run a tool that exits by itself (--ebpf, or softirqs with a count)."""
     ensure_tracing(vm)
     headers = bcc_headers(k) if variant == "python" else None
-    argv, env = command(tool, variant, args, headers)
+    argv, env = command(tool, variant, args, headers, vm.cfg.userspace)
     return vm.run(argv, env=env, timeout=timeout or vm.t(READY_S[(tool, variant)] + 30),
                   check=False)

@@ -127,6 +127,12 @@ class VM:
     def scale(self) -> float:
         return TCG_SCALE if self.cfg.accel == "tcg" else 1.0
 
+    @property
+    def python(self) -> str:
+        """The guest's python3 (the userspace's, or the host venv's on the host's /)."""
+        us = self.cfg.userspace
+        return self.cfg.python if us.root is None else us.python
+
     def t(self, seconds: float) -> float:
         """A timeout scaled for the accelerator (TCG is several times slower)."""
         return seconds * self.scale
@@ -162,7 +168,10 @@ class VM:
         # vng's --cwd must lie inside --root on the host: a root tree's guest changes
         # into the checkout (mounted at the same path) itself.
         cd = ["-C", str(ROOT)] if us.root is not None else []
+        # Python >= 3.12 warns at every fork of the threaded agent; forking a warm parent
+        # is the agent's design (see knit/agent.py), so the warning is noise in the console.
         agent = ["env", *cd, f"PYTHONPATH={ROOT}", "PYTHONDONTWRITEBYTECODE=1",
+                 "PYTHONWARNINGS=ignore::DeprecationWarning",
                  python, "-S", "-m", "knit.agent"]
         rw = self.cfg.rwdirs if us.root is not None else (*self.cfg.rwdirs, *self.cfg.rodirs)
         spec = vngcmd.VngSpec(image=self.cfg.kernel.image, command=agent, accel=self.cfg.accel,

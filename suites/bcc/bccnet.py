@@ -50,7 +50,7 @@ class Bcc:
         self.vm, self.kernel, self.variant, self.out, self.node = vm, kernel, variant, out, node
 
     def require(self, tool: str) -> None:
-        why = tools.problem(self.kernel, tool, self.variant)
+        why = tools.problem(self.kernel, tool, self.variant, self.vm.cfg.userspace)
         if why:
             pytest.skip(f"{self.variant} {tool}: {why}")
 
@@ -73,7 +73,7 @@ class Bcc:
                ns: str = "ns2", gate: bool = False) -> Iterator[Spawned]:
         """fixtures.bcc_traffic's server (comm knit-srv) in `ns`; `.pid` is its pid. With
         `gate` it accepts only after open_gate() (see fixtures.bcc_traffic.serve)."""
-        argv = [self.vm.cfg.python, "-m", "fixtures.bcc_traffic", "serve", addr, str(port),
+        argv = [self.vm.python, "-m", "fixtures.bcc_traffic", "serve", addr, str(port),
                 "--backlog", str(backlog), "--accepts", str(accepts), *(["--gate"] * gate)]
         with self.vm.spawn(argv, ns=ns, ready=LISTENING, ready_timeout=self.vm.t(20)) as sp:
             yield sp

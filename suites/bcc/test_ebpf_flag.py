@@ -22,8 +22,9 @@ CASES = {
 
 @pytest.mark.parametrize("tool", sorted(CASES))
 def test_ebpf_prints_the_program_and_exits_0(vm: VM, knit_kernel: Kernel, tool: str) -> None:
-    if not tools.binary(tool, "python").exists():
-        pytest.skip(f"{tools.binary(tool, 'python')} missing: apt-get install bpfcc-tools")
+    if not tools.installed(tool, "python", vm.cfg.userspace):
+        pytest.skip(f"{tools.binary(tool, 'python')} missing in the {vm.cfg.userspace.name} "
+                    "userspace")
     args, wanted = CASES[tool]
     r = tools.run_once(vm, knit_kernel, tool, "python", ["--ebpf", *args], timeout=vm.t(30))
     assert r.rc == 0, r.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from bccnet import Bcc, seen
 
+from bpf import tools
 from knit.topology import Topology
 
 PORT = 5001
@@ -60,7 +61,8 @@ def test_pid_filter_shows_only_that_pid(bcc: Bcc, net: Topology) -> None:
 
 def test_netns_filter_shows_only_that_netns(bcc: Bcc, net: Topology) -> None:
     if bcc.variant == "libbpf":
-        pytest.skip("libbpf-tools tcptracer 0.26 has no netns filter (only -p -u -C -M)")
+        v = tools.package_version("libbpf-tools", bcc.vm.cfg.userspace)
+        pytest.skip(f"libbpf-tools tcptracer {v} has no netns filter (only -p -u -C -M)")
     dst = net.addr("ns2", "ns2eth1", 4)
     inode = bcc.vm.call("fixtures.bcc_traffic:netns_inode", name="ns2")
     with bcc.trace("tcptracer", "-N", str(inode)) as tr:

@@ -118,7 +118,7 @@ class Tipc:
     def sock(self, *args: Any) -> list[str]:
         """argv of a long-running fixtures.tipc_sock role, for vm.spawn."""
         # -S: no site-packages scan at start-up; the role needs only the stdlib.
-        return [self.vm.cfg.python, "-S", "-m", SOCK, *map(str, args)]
+        return [self.vm.python, "-S", "-m", SOCK, *map(str, args)]
 
 
 def link(a: str, a_if: str, b: str, b_if: str) -> str:

@@ -23,7 +23,7 @@ def test_knit_toa_attach_stats_detach(request: pytest.FixtureRequest, vm: VM, to
         pytest.skip("deploys bpf/toa, which --toa-impl kmod leaves out")
     topo(topology())
     st = vm.call("fixtures.toa_bpf:scratch")
-    knit_toa = [vm.cfg.python, "-m", "knit.toa_deploy", "toa"]
+    knit_toa = [vm.python, "-m", "knit.toa_deploy", "toa"]
     try:
         vm.run([*knit_toa, "attach", "--cgroup", st["cgroup"], "--pin", st["pin"],
                 "--obj", str(toa_bpf_obj.path), "--allow", f"{CLI4}/32"], timeout=vm.t(60))

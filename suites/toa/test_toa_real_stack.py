@@ -18,7 +18,7 @@ def test_sockops_client_connections_map_to_the_option(vm: VM, topo, toa: Toa,
                                                      toa_sockops: dict) -> None:
     topo(real_topology())
     n, port = 5, 5003
-    server = [vm.cfg.python, "-m", "fixtures.toa_server", "--port", str(port),
+    server = [vm.python, "-m", "fixtures.toa_server", "--port", str(port),
               "--count", str(n), "--echo", *toa.server_args]
     with vm.spawn(server, ns=SERVER_NS, ready="^listening", ready_timeout=vm.t(60)) as srv:
         sent = vm.call("fixtures.toa_bpf:clients", ns=CLIENT_NS, cgroup=toa_sockops["cgroup"],

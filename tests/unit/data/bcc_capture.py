@@ -46,7 +46,7 @@ def capture(vm, k, variants: list[str]) -> None:
     kver = vm.run(["uname", "-r"]).stdout.strip()
     t = pair(paths=1)
     vm.call("knit.guest.netns:build", topology=t.to_dict())
-    py = [vm.cfg.python, "-m", "fixtures.bcc_traffic"]
+    py = [vm.python, "-m", "fixtures.bcc_traffic"]
     v4, v6 = t.addr("ns2", "ns2eth1", 4), t.addr("ns2", "ns2eth1", 6)
 
     def save(name: str, tr: tools.Trace, notes: str) -> None:

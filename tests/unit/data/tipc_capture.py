@@ -78,7 +78,7 @@ def capture(vm) -> None:
         save("bearer_list", "txt", "tipc1", ["tipc", "bearer", "list"], base)
         save("link_list", "txt", "tipc1", ["tipc", "link", "list"], base + "; all up")
         save("link_list", "json", "tipc1", ["tipc", "-j", "link", "list"], base + "; all up")
-        py = vm.cfg.python
+        py = vm.python
         pub = [py, "-m", "fixtures.tipc_sock", "publish"]
         with vm.spawn(pub + ["--type", "18800", "--lower", "10", "--upper", "19"],
                       ns="tipc2", ready="ready"), \
