@@ -18,6 +18,7 @@ from pathlib import Path
 
 from knit import kernels
 from knit.errors import KnitError
+from knit.kernels import apt, debian
 from knit.kernels import source as ksource
 
 MPTCP = "net/mptcp"  # the target knit collects and builds by default
@@ -93,22 +94,23 @@ def source_package(k: kernels.Kernel) -> tuple[str, str]:
         raise SelftestError(f"no source package known for {k.name}: give a tree with "
                             "--selftests-tree")
     pkg = spec["source_package"]
-    out = subprocess.run(["apt-cache", "madison", pkg], capture_output=True, text=True).stdout
-    versions = [line.split("|")[1].strip() for line in out.splitlines() if "|" in line]
-    want = _image_package_version(k)
+    s = apt.settings()
+    apt.update(s)
+    versions = apt.versions(s, pkg)
+    want = _image_package_version(s, k)
     if want not in versions:
-        raise SelftestError(f"{pkg} {want} (matching {k.version}) is not in apt "
-                            f"(have: {', '.join(versions) or 'none'}): run 'apt-get update'")
+        raise SelftestError(f"{pkg} {want} (matching {k.version}) is not in knit's apt lists "
+                            f"(have: {', '.join(versions) or 'none'}): "
+                            "run 'knit kernels list --update'")
     return pkg, want
 
 
-def _image_package_version(k: kernels.Kernel) -> str:
-    out = subprocess.run(["apt-cache", "madison", f"linux-image-{k.version}-unsigned"],
-                         capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if "|" in line:
-            return line.split("|")[1].strip()
-    raise SelftestError(f"linux-image-{k.version}-unsigned not in apt: run 'apt-get update'")
+def _image_package_version(s: dict, k: kernels.Kernel) -> str:
+    image = debian.packages(s, k.version)[0]
+    v = apt.candidate(s, image)
+    if v is None:
+        raise SelftestError(f"{image} not in knit's apt lists: run 'knit kernels list --update'")
+    return v
 
 
 def cached(k: kernels.Kernel) -> Tree | None:

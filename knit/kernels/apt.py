@@ -129,6 +129,13 @@ def candidate(s: dict, pkg: str) -> str | None:
     return None
 
 
+def versions(s: dict, pkg: str) -> list[str]:
+    """Every version of `pkg` in knit's lists (apt-cache madison)."""
+    out = subprocess.run(["apt-cache", *options(s), "madison", pkg], capture_output=True,
+                         text=True, timeout=120).stdout
+    return [ln.split("|")[1].strip() for ln in out.splitlines() if ln.count("|") >= 2]
+
+
 def suite_of(s: dict, pkg: str) -> str | None:
     """The archive suite apt would take `pkg` from (e.g. trixie-backports)."""
     out = subprocess.run(["apt-cache", *options(s), "policy", pkg], capture_output=True,
