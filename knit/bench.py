@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from knit import accel, kernels, vngcmd
+from knit import accel, kernels, rootfs, vngcmd
 from knit.vm import VM, VMConfig
 
 
@@ -21,17 +21,30 @@ def plain_vng_boot(k: kernels.Kernel, accel_name: str, env: dict) -> float:
     return time.monotonic() - t0
 
 
-def knit_boot(k: kernels.Kernel, accel_name: str, workdir: Path) -> VM:
-    vm = VM(VMConfig(kernel=k, accel=accel_name, workdir=workdir))
+def knit_boot(k: kernels.Kernel, accel_name: str, workdir: Path,
+              us: rootfs.Userspace) -> VM:
+    vm = VM(VMConfig(kernel=k, accel=accel_name, workdir=workdir, userspace=us,
+                     rodirs=(kernels.cache_dir(),)))
     vm.boot(retries=0)
     return vm
 
 
-def run(kernel: str, rounds: int = 2, calls: int = 30, log=print) -> dict:
+def host_root_boot(k: kernels.Kernel, accel_name: str, workdir: Path) -> tuple[float, float]:
+    """knit's boot-to-ready and warm-up on the host's own / (the pre-rootfs way)."""
+    vm = knit_boot(k, accel_name, workdir, rootfs.Userspace("host", None))
+    try:
+        return vm.boot_s or 0.0, vm.wait_warm()["seconds"]
+    finally:
+        vm.stop()
+
+
+def run(kernel: str, rounds: int = 2, calls: int = 30, log=print,
+        userspace: str = rootfs.DEFAULT) -> dict:
     k = kernels.ensure(kernel)
+    us = rootfs.get(userspace)
     acc = accel.choose(k.image)
     env = {**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
-    plain, boots = [], []
+    plain, boots, host_boots, host_warm = [], [], [], []
     workdir = Path("artifacts") / "bench"  # console logs stay for a failed boot
     workdir.mkdir(parents=True, exist_ok=True)
     vm = None
@@ -40,10 +53,14 @@ def run(kernel: str, rounds: int = 2, calls: int = 30, log=print) -> dict:
         log(f"round {i + 1}: plain vng -- true {plain[-1]:.1f}s")
         if vm:
             vm.stop()
-        vm = knit_boot(k, acc, workdir)
+        b, w = host_root_boot(k, acc, workdir)
+        host_boots.append(b)
+        host_warm.append(w)
+        log(f"round {i + 1}: knit on the host's / boot-to-ready {b:.1f}s, warm {w:.1f}s")
+        vm = knit_boot(k, acc, workdir, us)
         boots.append(vm.boot_s)
         agent_s = vm.ready["uptime"] - vm.ready["proc_start"]
-        log(f"round {i + 1}: knit boot-to-ready {boots[-1]:.1f}s (guest uptime "
+        log(f"round {i + 1}: knit on {us.name} boot-to-ready {boots[-1]:.1f}s (guest uptime "
             f"{vm.ready['uptime']:.1f}s, agent start-up {agent_s:.1f}s of it)")
     warm = vm.wait_warm()
     log(f"agent warm (scapy, pyroute2 imported) after {warm['seconds']}s more")
@@ -62,9 +79,12 @@ def run(kernel: str, rounds: int = 2, calls: int = 30, log=print) -> dict:
     boot_s, plain_s = statistics.median(boots), statistics.median(plain)
     rt_ms = statistics.median(rts) * 1000
     return {
-        "kernel": kernel, "version": k.version, "accel": acc,
+        "kernel": kernel, "version": k.version, "accel": acc, "userspace": us.name,
         "boot_s": round(boot_s, 2), "plain_vng_boot_s": round(plain_s, 2),
         "boot_ratio": round(boot_s / plain_s, 3),
+        "host_root_boot_s": round(statistics.median(host_boots), 2),
+        "rootfs_vs_host_root_boot_ratio": round(boot_s / statistics.median(host_boots), 3),
+        "host_root_warm_import_s": round(statistics.median(host_warm), 2),
         "roundtrip_ms": round(rt_ms, 1),
         "roundtrip_speedup": round(plain_s * 1000 / rt_ms, 1),
         "call_roundtrip_ms": round(statistics.median(call_rts) * 1000, 1),

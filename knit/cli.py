@@ -94,7 +94,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                      knit_results=Path(args.knit_results)
                                      if args.knit_results else None)
     else:
-        result = bench.run(kernel, rounds=args.rounds, log=log)
+        result = bench.run(kernel, rounds=args.rounds, log=log, userspace=args.userspace)
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
     return 0
 
@@ -144,15 +144,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_shell(args: argparse.Namespace) -> int:
     import tempfile
 
-    from knit import accel, shell
+    from knit import accel, rootfs, shell
     from knit.vm import VM, VMConfig
 
     topo = shell.load_topology(args.topology) if args.topology else None
     k = kernels.ensure(args.kernel or kernels.default_kernel())
+    us = rootfs.get(args.userspace)
     acc = args.accel or accel.choose(k.image)
     with tempfile.TemporaryDirectory(prefix="knit-shell-") as tmp:
-        vm = VM(VMConfig(kernel=k, accel=acc, workdir=Path(tmp), cpus=args.cpus))
-        print(f"knit: booting {k.name} ({k.version}) under {acc.upper()}...", file=sys.stderr)
+        vm = VM(VMConfig(kernel=k, accel=acc, workdir=Path(tmp), cpus=args.cpus, userspace=us,
+                         rodirs=(kernels.cache_dir(),)))
+        print(f"knit: booting {k.name} ({k.version}) on {us.name} under {acc.upper()}...",
+              file=sys.stderr)
         try:
             vm.boot()
             print(f"knit: ready in {vm.boot_s:.0f}s; console log {vm.console}", file=sys.stderr)
@@ -177,8 +180,12 @@ def cmd_attach(args: argparse.Namespace) -> int:
     except OSError as e:
         raise KnitError(f"{d} is not a kept knit VM (no vm.json): start one with "
                         "pytest --keep-vm") from e
+    from knit import rootfs
+
     k = kernels.Kernel(name=meta["kernel"], version=meta["version"], image=Path(meta["image"]))
-    vm = VM.attach(d, VMConfig(kernel=k, accel=meta["accel"], workdir=d))
+    us = meta.get("userspace", "host")
+    userspace = rootfs.Userspace(us, None if us == "host" else rootfs.tree_dir(us) / "root")
+    vm = VM.attach(d, VMConfig(kernel=k, accel=meta["accel"], workdir=d, userspace=userspace))
     if args.stop:
         vm.request("poweroff", 10)
         shutil.rmtree(d, ignore_errors=True)
@@ -215,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="boot and round-trip benchmark (prints JSON)")
     b.add_argument("--kernel")
     b.add_argument("--rounds", type=int, default=2)
+    b.add_argument("--userspace", default="trixie", choices=["trixie", "bookworm"],
+                   help="the guest root tree whose boot is compared with the host's /")
     b.add_argument("--json", action="store_true", help="progress to stderr, one JSON line last")
     b.add_argument("--selftests", metavar="GROUPS",
                    help="instead: mptcp_join groups (e.g. fsrbl6, or all) run directly in "
@@ -231,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     sh.add_argument("--ns", help="start the shell inside this node (netns)")
     sh.add_argument("--accel", choices=["kvm", "tcg"])
     sh.add_argument("--cpus", type=int, default=2)
+    sh.add_argument("--userspace", default="trixie", choices=["trixie", "bookworm", "host"],
+                    help="the guest root tree (default trixie), or host for the host's /")
     sh.set_defaults(func=cmd_shell)
     at = sub.add_parser("attach", help="a shell in a VM kept by pytest --keep-vm")
     at.add_argument("dir", help="the folder pytest printed")
