@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Installs what knit needs on Debian 12, idempotently: apt packages, .venv, default kernel.
+# Installs what knit needs, idempotently, on Debian 12 or Debian 13 hosts: the host
+# packages that run VMs and build modules and root trees, .venv, the default guest
+# userspace (a root tree of Debian 13's packages) and the default kernel.
 # Safe to run before every command; a second run does nothing but check.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(qemu-system-x86 busybox-static iproute2 iputils-ping iperf3 tcpdump kmod file
-              binutils procps ethtool make gcc python3-venv libbpf-tools
-              clang llvm bpftool libbpf-dev bpfcc-tools iptables
+if [ -r /etc/os-release ]; then
+  . /etc/os-release
+  case "${ID:-}:${VERSION_ID:-}" in
+    debian:12|debian:13) ;;
+    *) echo "bootstrap: ${PRETTY_NAME:-this host} is not Debian 12 or 13; installing anyway" >&2 ;;
+  esac
+fi
+
+# The host runs qemu, builds root trees (mmdebstrap), BPF objects (clang) and source
+# kernels (flex ... cpio). Tools the tests run live in the guest's root tree, not here.
+APT_PACKAGES=(qemu-system-x86 python3-venv mmdebstrap debian-archive-keyring util-linux
+              busybox-static kmod file binutils procps make gcc clang llvm libbpf-dev bpftool
               bc flex bison libelf-dev libssl-dev dwarves cpio)
 
 missing=()
@@ -20,9 +31,6 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Kernel package names come from apt's lists: make sure they exist.
-if ! apt-cache show 'linux-headers-amd64' >/dev/null 2>&1; then apt-get update -q; fi
-
 PY=${PYTHON:-python3}
 stamp=.venv/.knit-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
@@ -34,4 +42,5 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   echo "$want" > "$stamp"
 fi
 
+.venv/bin/knit rootfs build "${KNIT_USERSPACE:-trixie}"
 .venv/bin/knit kernels fetch "${KNIT_KERNEL:-debian-6.12}"

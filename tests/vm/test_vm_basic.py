@@ -46,7 +46,7 @@ def test_panic_is_detected_and_the_vm_replaced(vm, knit_pool, knit_kernel):
         vm.run(["sh", "-c", "echo c > /proc/sysrq-trigger"], timeout=vm.t(20))
     assert vm.dirty
     assert "sysrq: Trigger a crash" in vm.console_tail(200)
-    fresh = knit_pool.get(knit_kernel.name)
+    fresh = knit_pool.get(knit_kernel.name, vm.cfg.userspace.name)
     assert fresh is not vm and fresh.run(["true"]).ok
 
 
