@@ -10,10 +10,15 @@ from collections.abc import Callable
 import pytest
 from bccnet import Bcc
 
+from bpf import tools
+from knit.errors import CmdFailed
 from knit.topology import Topology
 from knit.vm import VM
 
 LOAD_S = 4.0
+# libbpf-tools 0.31 (Debian 13): the 6.12 verifier rejects softirqs -d's histogram update,
+# an array index by softirq vector that the compiled program no longer bounds. 0.26 loads.
+D_REJECTED = "invalid access to map value"
 
 
 @pytest.fixture
@@ -43,8 +48,14 @@ def test_interval_output_under_load_and_idle(bcc: Bcc, load: Callable[[int], dic
 
 
 def test_distribution_histograms(bcc: Bcc, load: Callable[[int], dict]) -> None:
-    with bcc.trace("softirqs", "-d") as tr:
-        load(7002)
+    try:
+        with bcc.trace("softirqs", "-d") as tr:
+            load(7002)
+    except CmdFailed as e:
+        if bcc.variant == "libbpf" and D_REJECTED in e.stderr + e.stdout:
+            v = tools.package_version("libbpf-tools", bcc.vm.cfg.userspace)
+            pytest.xfail(f"libbpf-tools {v}: softirqs -d rejected by the verifier ({D_REJECTED})")
+        raise
     [report] = tr.events  # one report, printed at SIGINT
     assert {"net_rx", "net_tx"} <= set(report.hists) and report.unit == "usecs"
     for name, hist in report.hists.items():
