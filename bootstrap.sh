@@ -17,7 +17,8 @@ fi
 # The host runs qemu, builds root trees (mmdebstrap), BPF objects (clang) and source
 # kernels (flex ... cpio). Tools the tests run live in the guest's root tree, not here.
 APT_PACKAGES=(qemu-system-x86 python3-venv mmdebstrap debian-archive-keyring util-linux
-              busybox-static kmod file binutils procps make gcc clang llvm libbpf-dev bpftool
+              busybox-static kmod file binutils procps make gcc gcc-12 clang llvm libbpf-dev
+              bpftool
               bc flex bison libelf-dev libssl-dev dwarves cpio)
 
 missing=()

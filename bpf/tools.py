@@ -32,6 +32,7 @@ from typing import Any
 
 from bpf import parsers
 from knit import kernels
+from knit.chroot import ChrootError
 from knit.kernels import Kernel, locked
 from knit.rootfs import Userspace
 from knit.vm import VM, Result, Spawned
@@ -212,6 +213,8 @@ def python_problem(k: Kernel, tool: str, us: Userspace = HOST) -> str | None:
                                 "BCC_KERNEL_SOURCE": str(headers)})
             except subprocess.TimeoutExpired:  # not a verdict on the headers: not cached
                 return f"bcc {bcc} compile probe timed out after {PROBE_S * 3:.0f}s"
+            except ChrootError:  # no probe here: the tool's own compile in the guest tells
+                return None
             verdict = {"ok": r.returncode == 0 and "compiled" in r.stdout,
                        "errors": _compile_errors(r.stdout)[:40],
                        "stderr_tail": r.stdout[-4000:],

@@ -477,8 +477,61 @@ def read_sysctls() -> dict[str, str]:
     return out
 
 
+def initmounts(cmdline: str) -> list[tuple[int, str, bool]]:
+    """vng's shared folders from the kernel command line: (index, guest path, writable)."""
+    found: dict[int, list] = {}
+    for word in cmdline.split():
+        key, _, value = word.partition("=")
+        if key.startswith("virtme_initmount"):
+            idx, _, attr = key[len("virtme_initmount"):].partition("_")
+            if idx.isdigit():
+                entry = found.setdefault(int(idx), [int(idx), "", False])
+                if not attr:
+                    entry[1] = value
+                elif attr == "access":
+                    entry[2] = value == "rw"
+    return sorted(tuple(e) for e in found.values() if e[1])
+
+
+def shadowed(mounts: list[tuple[int, str, bool]]) -> list[tuple[str, str]]:
+    """(writable folder, the later read-only mount that covers it): vng mounts every
+    --rwdir before every --rodir, so artifacts inside the read-only checkout are hidden."""
+    out = []
+    for i, path, rw in mounts:
+        covers = [other for j, other, _ in mounts
+                  if j > i and path.startswith(other.rstrip("/") + "/")]
+        if rw and covers:
+            out.append((path, max(covers, key=len)))
+    return out
+
+
+def uncover_writable() -> None:
+    """Move each covering mount aside, take the writable one out from under it, put the
+    cover back and the writable one on top (MS_MOVE keeps both mounts as they are)."""
+    try:
+        with open("/proc/cmdline") as f:
+            pairs = shadowed(initmounts(f.read()))
+    except OSError:
+        return
+    ms_move = 8192
+    for n, (rw, cover) in enumerate(pairs):
+        t_cover, t_rw = f"/run/knit-mnt/{n}c", f"/run/knit-mnt/{n}w"
+        os.makedirs(t_cover, exist_ok=True)
+        os.makedirs(t_rw, exist_ok=True)
+        for src, dst in ((cover, t_cover), (rw, t_rw), (t_cover, cover), (t_rw, rw)):
+            if libc().mount(src.encode(), dst.encode(), None, ms_move, None) != 0:
+                import ctypes
+                err = os.strerror(ctypes.get_errno())
+                print(f"knit agent: cannot uncover {rw} (move {src} to {dst}: {err})",
+                      file=sys.stderr)
+                break
+    if pairs:
+        os.chdir(os.getcwd())  # the cwd's mount moved: look the path up again
+
+
 def main() -> None:
     os.makedirs("/run/netns", exist_ok=True)
+    uncover_writable()
     Agent(find_port(sys.argv[1] if len(sys.argv) > 1 else PORT_NAME)).serve()
 
 

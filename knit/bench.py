@@ -24,7 +24,7 @@ def plain_vng_boot(k: kernels.Kernel, accel_name: str, env: dict) -> float:
 def knit_boot(k: kernels.Kernel, accel_name: str, workdir: Path,
               us: rootfs.Userspace) -> VM:
     vm = VM(VMConfig(kernel=k, accel=accel_name, workdir=workdir, userspace=us,
-                     rodirs=(kernels.cache_dir(),)))
+                     rodirs=(kernels.cache_dir(),), rwdirs=(workdir.resolve().parent,)))
     vm.boot(retries=0)
     return vm
 

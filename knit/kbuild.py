@@ -93,11 +93,28 @@ def _tail(text: str, n: int = LOG_TAIL) -> str:
     return cut + "\n".join(lines[-n:])
 
 
+def kernel_cc(headers: Path) -> str | None:
+    """The compiler Debian's headers build modules with (their .kernelvariables), e.g.
+    x86_64-linux-gnu-gcc-14; None when the headers do not say."""
+    kv = headers / ".kernelvariables"
+    text = kv.read_text() if kv.exists() else ""
+    cc = re.search(r"^CC\s*=.*?\)?\s*\$\(CROSS_COMPILE\)(\S+)\s*$", text, re.M)
+    cross = re.search(r"^(?:override\s+)?CROSS_COMPILE\s*=\s*(\S+)", text, re.M)
+    if not cc:
+        return None
+    return (cross.group(1) if cross else "x86_64-linux-gnu-") + cc.group(1)
+
+
 def build_root(kernel: Kernel) -> rootfs.Userspace | None:
-    """Where `kernel`'s modules build: the root tree of its Debian release, whose gcc is
-    the one the kernel was built with (Debian 13's kernels want gcc-14, which Debian 12
-    lacks); None (the host) for built trees and bzImages."""
-    return rootfs.get(kernel.release) if kernel.release in rootfs.RELEASES else None
+    """Where `kernel`'s modules build: on the host when it has the compiler the kernel was
+    built with, else in the root tree of the kernel's Debian release, which has it (Debian
+    13's kernels want gcc-14, which Debian 12 lacks). Built trees build on the host."""
+    if kernel.release not in rootfs.RELEASES or kernel.headers is None:
+        return None
+    cc = kernel_cc(kernel.headers)
+    if cc is None or shutil.which(cc):
+        return None
+    return rootfs.get(kernel.release)
 
 
 def _run(argv: list[str], cwd: Path | None, what: str, timeout: float,

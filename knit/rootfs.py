@@ -27,7 +27,7 @@ from pathlib import Path
 from knit import chroot
 from knit.errors import KnitError
 from knit.kernels import apt
-from knit.kernels.cache import ROOT, cache_dir, locked
+from knit.kernels.cache import cache_dir, locked
 
 RELEASES = ("trixie", "bookworm")
 DEFAULT = "trixie"
@@ -200,10 +200,3 @@ def describe(release: str) -> dict:
     done = d / "complete"
     info = json.loads(done.read_text()) if done.exists() else {}
     return {"release": release, "built": done.exists(), "path": str(d / "root"), **info}
-
-
-def precompile(us: Userspace) -> None:
-    """Byte-compile the checkout's guest-side code with the guest's python (the guest
-    reads the checkout read-only, so it cannot write its own .pyc files)."""
-    dirs = [str(ROOT / d) for d in ("knit", "fixtures", "bpf", "suites") if (ROOT / d).is_dir()]
-    us.run([us.python, "-m", "compileall", "-q", "-j0", *dirs], rw=(ROOT,), timeout=600)

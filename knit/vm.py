@@ -58,9 +58,10 @@ _precompiled: set[str] = set()
 
 
 def precompile(us: rootfs.Userspace) -> None:
-    """Byte-compile the checkout's guest-side code for the guest's python, once per
-    process. The guest reads it over 9p and must not write .pyc files; compiling the agent
-    from source under TCG costs seconds of every boot."""
+    """Byte-compile the checkout's guest-side code on the host, once per process, for a
+    guest on the host's /. The guest reads it over 9p and must not write .pyc files;
+    compiling the agent from source under TCG costs seconds of every boot. A root-tree
+    guest has another python: it keeps its own .pyc files (pycache_dir)."""
     if us.name in _precompiled:
         return
     if us.root is None:
@@ -68,8 +69,6 @@ def precompile(us: rootfs.Userspace) -> None:
         for d in ("knit", "fixtures", "bpf"):
             if (ROOT / d).is_dir():
                 compileall.compile_dir(ROOT / d, quiet=2, workers=1)
-    else:
-        rootfs.precompile(us)
     _precompiled.add(us.name)
 
 
@@ -160,6 +159,11 @@ class VM:
         return None
 
     # -- lifecycle ----------------------------------------------------------------------
+    def pycache_dir(self) -> Path:
+        """Where a root-tree guest writes the checkout's .pyc files: beside the console
+        logs (writable from the guest), one folder per userspace, kept across boots."""
+        return self.cfg.workdir.resolve().parent / ".pycache" / self.cfg.userspace.name
+
     def vng_argv(self) -> list[str]:
         # -S: no site at start-up (its .pth files cost seconds under TCG over 9p); the
         # agent adds site-packages itself while it warms up.
@@ -168,9 +172,11 @@ class VM:
         # vng's --cwd must lie inside --root on the host: a root tree's guest changes
         # into the checkout (mounted at the same path) itself.
         cd = ["-C", str(ROOT)] if us.root is not None else []
+        pyc = (f"PYTHONPYCACHEPREFIX={self.pycache_dir()}" if us.root is not None
+               else "PYTHONDONTWRITEBYTECODE=1")
         # Python >= 3.12 warns at every fork of the threaded agent; forking a warm parent
         # is the agent's design (see knit/agent.py), so the warning is noise in the console.
-        agent = ["env", *cd, f"PYTHONPATH={ROOT}", "PYTHONDONTWRITEBYTECODE=1",
+        agent = ["env", *cd, f"PYTHONPATH={ROOT}", pyc,
                  "PYTHONWARNINGS=ignore::DeprecationWarning",
                  python, "-S", "-m", "knit.agent"]
         rw = self.cfg.rwdirs if us.root is not None else (*self.cfg.rwdirs, *self.cfg.rodirs)

@@ -58,3 +58,18 @@ def test_root_tree_guest_gets_root_and_same_path_mounts():
                                        rodirs=((Path("/src"), Path("/src")),)))
     assert argv[argv.index("--root") + 1] == "/rootfs"
     assert "--rodir=/src=/src" in argv and "--rwdir=/art=/art" in argv
+
+
+
+
+def test_a_writable_folder_inside_a_read_only_one_is_found_for_the_agent():
+    from knit import agent
+
+    cmdline = ("console=ttyS0 virtme_initmount0=/work/main/artifacts virtme_initmount0_access=rw "
+               "virtme_initmount0_fstype=9p virtme_initmount1=/work/main "
+               "virtme_initmount1_access=ro virtme_initmount2=/root/.cache/knit "
+               "virtme_initmount2_access=ro virtme_initmount3=/tmp/x virtme_initmount3_access=rw")
+    mounts = agent.initmounts(cmdline)
+    assert mounts[0] == (0, "/work/main/artifacts", True) and len(mounts) == 4
+    # vng mounts every --rwdir before every --rodir: the checkout covers artifacts/.
+    assert agent.shadowed(mounts) == [("/work/main/artifacts", "/work/main")]
