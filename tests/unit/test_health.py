@@ -1,6 +1,9 @@
 """The kernel-health oracle on real captured kernel output."""
 
+import re
 from pathlib import Path
+
+import pytest
 
 from knit import health
 
@@ -39,3 +42,77 @@ def test_leftovers_names_netns_modules_and_sysctls():
         "sysctl net.ipv4.ip_forward changed: '0' -> '1'",
     ]
     assert health.leftovers(before, before) == []
+
+
+def reports() -> list[tuple[str, list[str]]]:
+    """The '## kind' sections of data/kernel_reports.txt, in order."""
+    out: list[tuple[str, list[str]]] = []
+    for line in lines("kernel_reports.txt"):
+        if line.startswith("## "):
+            out.append((line[3:], []))
+        elif out:
+            out[-1][1].append(line)
+    return out
+
+
+REPORTS = [r for r in reports() if r[0] != "ordinary"]
+[ORDINARY] = [text for kind, text in reports() if kind == "ordinary"]
+[WARN] = ["\n".join(text) for kind, text in REPORTS if kind == "warning"]
+
+
+@pytest.mark.parametrize(("kind", "report"), REPORTS, ids=[k for k, _ in REPORTS])
+def test_each_kind_of_report_is_one_fault_with_its_whole_trace(kind, report):
+    [fault] = health.scan(report)
+    assert fault.kind == kind
+    last = [ln for ln in "\n".join(report).replace("\\x0a", "\n").splitlines() if ln][-1]
+    assert fault.trace.splitlines()[-1] == last
+
+
+def test_a_report_ends_where_the_kernel_ends_it():
+    after = "[  210.900000] IPv6: ADDRCONF(NETDEV_CHANGE): veth0: link becomes ready"
+    [kasan] = [text for kind, text in REPORTS if kind == "kasan"]
+    [fault] = health.scan([*kasan, after])
+    assert "IPv6" not in fault.trace
+
+
+def test_a_kmsg_record_with_escaped_newlines_gives_its_frames():
+    [fault] = health.scan(next(text for kind, text in REPORTS if kind == "ref-tracker"))
+    assert health.frames(fault.trace.splitlines()) == ["dst_init", "dst_alloc", "ip6_dst_alloc"]
+
+
+def test_ordinary_lines_are_not_findings():
+    assert health.scan(ORDINARY) == []
+
+
+def test_frames_drop_unreliable_frames_offsets_and_reporting():
+    [fault] = health.scan(WARN.splitlines())
+    assert health.frames(fault.trace.splitlines())[:6] == [
+        "__mptcp_clean_una", "__mptcp_clean_una_wakeup", "mptcp_release_cb", "release_sock",
+        "mptcp_sendmsg", "__sys_sendto"]
+    assert fault.signature == ("warning:__mptcp_clean_una:__mptcp_clean_una_wakeup:"
+                               "mptcp_release_cb:release_sock:mptcp_sendmsg")
+    assert f"fingerprint {fault.fingerprint}" in str(fault)
+
+
+def _moved(report: str) -> str:
+    """The same bug on another boot: other times, offsets, addresses, module build."""
+    out = re.sub(r"\[ *\d+\.\d+\]", "[ 1234.567890]", report)
+    out = re.sub(r"\+0x[0-9a-f]+/0x[0-9a-f]+", "+0x11/0x99", out)
+    return out.replace("mptcp_sendmsg+0x11/0x99", "mptcp_sendmsg+0x11/0x99 [mptcp]")
+
+
+def test_the_fingerprint_is_stable_across_boots_and_differs_between_bugs():
+    [a] = health.scan(WARN.splitlines())
+    [b] = health.scan(_moved(WARN).splitlines())
+    assert a.trace != b.trace and a.fingerprint == b.fingerprint
+    [c] = health.scan(WARN.replace("release_sock", "lock_sock_nested").splitlines())
+    assert c.fingerprint != a.fingerprint
+    [d] = health.scan(next(text for kind, text in REPORTS if kind == "refcount"))
+    assert len({a.fingerprint, d.fingerprint}) == 2 and len(a.fingerprint) == 12
+
+
+def test_a_report_without_frames_is_fingerprinted_by_its_line():
+    one = health.scan(["[   49.180802] WARNING: knit synthetic fault"])[0]
+    two = health.scan(["[  312.000001] WARNING: knit synthetic fault"])[0]
+    assert one.fingerprint == two.fingerprint
+    assert one.signature == "warning:WARNING: knit synthetic fault"
