@@ -4,7 +4,8 @@
 # Resumable: a kernel whose results.json records a whole run (pytest exit 0 or 1) is not run
 # again; an interrupted one is (--fresh redoes all).
 # Usage: ci/nightly.sh [--fresh] [-- extra pytest args]
-# KNIT_NIGHTLY_KERNELS="a b" narrows the kernels, KNIT_NIGHTLY_PATHS="suites/mptcp" the tests.
+# KNIT_NIGHTLY_KERNELS="a b" narrows the kernels, KNIT_NIGHTLY_PATHS="suites/mptcp" the tests,
+# KNIT_NIGHTLY_USERSPACES="bookworm trixie" the guest userspaces each kernel runs on.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${KNIT_NIGHTLY_OUT:-artifacts/nightly}
@@ -20,6 +21,11 @@ else
 print("\n".join(kernels.load_catalog()["matrix"]["nightly"]))')
 fi
 read -ra PATHS <<< "${KNIT_NIGHTLY_PATHS:-tests/unit tests/vm tests/faults suites}"
+USERSPACE_ARGS=()
+for u in ${KNIT_NIGHTLY_USERSPACES:-trixie}; do
+  .venv/bin/knit rootfs build "$u" || exit 1
+  USERSPACE_ARGS+=(--userspace "$u")
+done
 # Under TCG each worker is one emulated VM: more workers than cores only slows all of them.
 WORKERS=${KNIT_WORKERS:-$(nproc)}
 
@@ -34,7 +40,8 @@ sys.exit(not results.completed(Path(sys.argv[1])))' "$dir/results.json"; then
   echo "nightly: $k"
   .venv/bin/knit kernels fetch "$k" || { rc=1; continue; }
   t0=$(date +%s)
-  .venv/bin/pytest -n "$WORKERS" --nightly --kernel "$k" --flake-retries 1 \
+  .venv/bin/pytest -n "$WORKERS" --nightly --kernel "$k" "${USERSPACE_ARGS[@]}" \
+      --flake-retries 1 \
       "${PATHS[@]}" \
       --knit-artifacts "$dir" --junitxml "$dir/junit.xml" "$@"
   r=$?
