@@ -25,6 +25,9 @@ VM_KEY = pytest.StashKey[tuple[str, VM, VMPool]]()
 NODES_KEY = pytest.StashKey[list[str]]()
 ART_KEY = pytest.StashKey[Path]()
 USERSPACE_KEY = pytest.StashKey[str]()
+# The kernel faults the health check found for this item (a finding, not a leftover):
+# the flake-retry loop never retries them away and the report keeps their fingerprints.
+FAULTS_KEY = pytest.StashKey[list[health.Fault]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -208,7 +211,12 @@ def topo(request: pytest.FixtureRequest, vm: VM) -> Iterator[Callable[[Topology]
 # -- health and artifacts ----------------------------------------------------------------
 
 class KernelFault(AssertionError):
-    """The kernel logged an Oops/BUG/WARNING/... during the test, or state was left behind."""
+    """The kernel logged an Oops/BUG/WARNING/... during the test (`faults`), or state was
+    left behind (no `faults`)."""
+
+    def __init__(self, message: str, faults: list[health.Fault] | None = None) -> None:
+        super().__init__(message)
+        self.faults = faults or []
 
 
 def _using_vm(item: pytest.Item) -> tuple[str, VM, VMPool] | None:
@@ -235,7 +243,8 @@ def _check_kmsg(item: pytest.Item, when: str) -> None:
         return
     if faults:
         machine.dirty = f"kernel fault: {faults[0].first_line.strip()}"
-        raise KernelFault("\n\n".join(str(f) for f in faults))
+        item.stash.setdefault(FAULTS_KEY, []).extend(faults)
+        raise KernelFault("\n\n".join(str(f) for f in faults), faults)
 
 
 @pytest.hookimpl(wrapper=True)

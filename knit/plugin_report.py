@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _pytest.runner import runtestprotocol
 
 from knit import ktap, results
-from knit.plugin import VM_KEY, artifacts_root, kernel_names, userspace_names
+from knit.plugin import FAULTS_KEY, VM_KEY, artifacts_root, kernel_names, userspace_names
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("knit")
     g.addoption("--flake-retries", type=int, default=0, metavar="N",
                 help="rerun a failed test up to N times, each in a fresh VM; a pass on a "
-                     "retry is reported as FLAKY")
+                     "retry is reported as FLAKY. A kernel fault is never retried")
     g.addoption("--until-fail", type=int, default=0, metavar="N",
                 help="run each selected test up to N times, stopping at the first failure")
     g.addoption("--knit-results", default=None, metavar="PATH",
@@ -40,6 +41,7 @@ def _path(config: pytest.Config, opt: str, default: str) -> Path:
 # A user property a test sets when it retried its own failed parts under --flake-retries
 # (the upstream suite reruns only the failed TAP cases); its value is the first failure.
 RETRIED_WITHIN = "retried_within"
+KERNEL_FAULT = "kernel_fault"  # a report's property per kernel fault: "kind fingerprint"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -56,12 +58,15 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         if attempt:
             item._initrequest()  # type: ignore[attr-defined]  # fresh fixture state
             item.user_properties[:] = props  # a retry records its own properties
+        item.stash[FAULTS_KEY] = []  # the kernel faults of this attempt
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        if item.stash[FAULTS_KEY]:
+            break  # a verdict on the kernel, not on the test: no retry may pass it
         within = dict(item.user_properties).get(RETRIED_WITHIN)
         if within and not first_failure:
             first_failure = str(within)  # the test retried its failed parts itself
         # Such a test has had its retries: a whole rerun would repeat minutes for nothing.
-        # A failed setup or teardown (a health-check finding) still earns a fresh VM.
+        # A failed setup or teardown (state left behind) still earns a fresh VM.
         if within and not any(r.failed and r.when != "call" for r in reports):
             break
         if not any(r.failed for r in reports) or attempt == retries:
@@ -103,6 +108,17 @@ def _until_fail(item: pytest.Item, nextitem: pytest.Item | None) -> bool:
     return True
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
+    """A failed phase names the kernel faults found (kind and fingerprint) in its report,
+    for results.json, JUnit and bisect."""
+    rep = yield
+    if rep.failed:
+        for f in item.stash.get(FAULTS_KEY, []):
+            rep.user_properties.append((KERNEL_FAULT, f"{f.kind} {f.fingerprint}"))
+    return rep
+
+
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
     if getattr(report, "knit_flaky", False) and report.when == "call" and report.passed:
         return "flaky", "f", ("FLAKY", {"yellow": True})
@@ -131,6 +147,8 @@ class Collector:
         rec.attempts = props.get("attempts", rec.attempts)
         rec.cpu_wait_s = props.get("cpu_wait_s", rec.cpu_wait_s)
         rec.cases = ktap.cases_from_props(rep.user_properties) or rec.cases
+        rec.faults += [v for k, v in rep.user_properties if k == KERNEL_FAULT
+                       and v not in rec.faults]
         rec.duration += rep.duration
         for title, content in rep.sections:
             if title == "knit artifacts":

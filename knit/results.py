@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-OUTCOMES = ("passed", "failed", "error", "skipped", "flaky", "xfailed", "xpassed")
+OUTCOMES = ("passed", "failed", "error", "skipped", "flaky", "xfailed", "xpassed", "known")
 
 
 @dataclass
@@ -32,6 +32,8 @@ class Record:
     when: float = field(default_factory=time.time)
     cases: list[dict] = field(default_factory=list)   # sub-results (e.g. selftest TAP cases)
     cpu_wait_s: float | None = None  # an `exclusive` test's wait for the other workers
+    faults: list[str] = field(default_factory=list)  # kernel faults found: "kind fingerprint"
+    known: str | None = None   # the known issue its failure matched: "id: reference"
 
 
 def split_kernel(nodeid: str, kernel: str | None, userspace: str | None = None) -> str:

@@ -1,4 +1,5 @@
-"""--flake-retries: a pass on retry is FLAKY and keeps why the first attempt failed."""
+"""--flake-retries: a pass on retry is FLAKY and keeps why the first attempt failed; a
+kernel fault is never retried, state left behind is."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def health():
     yield
     f = Path(__file__).with_name("runs")
     f.write_text(f.read_text() + "x" if f.exists() else "x")
-    assert len(f.read_text()) > 1, "kernel health: a warning in dmesg"
+    assert len(f.read_text()) > 1, "test left state behind: netns ns1 left behind"
 
 def test_retries_its_parts(request, health):
     request.node.user_properties.append((RETRIED_WITHIN, "case 2 b failed, 1 in all"))
@@ -93,3 +94,95 @@ def test_a_teardown_failure_still_gets_a_whole_rerun(pytester: pytest.Pytester) 
     [rec] = json.loads((art / "results.json").read_text())["tests"]
     assert (rec["outcome"], rec["attempts"]) == ("flaky", 2)
     assert (pytester.path / "runs").read_text() == "xx"
+
+
+# A test on a stand-in VM that gives the health checks scripted kernel log lines and state:
+# the real checks of knit.plugin (_check_kmsg after the call, _check_after at teardown) run.
+FAKE_VM = '''
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from knit.plugin import VM_KEY, _check_after
+
+RUNS = Path(__file__).with_name("runs")
+WARN = ["[   61.371206] WARNING: CPU: 1 PID: 312 at net/mptcp/protocol.c:1022 "
+        "__mptcp_clean_una+0x2f1/0x330",
+        "[   61.373100] Call Trace:",
+        "[   61.373900]  __mptcp_clean_una_wakeup+0x2b/0x50"]
+CLEAN = {"netns": [], "modules": {}, "sysctl": {}}
+
+
+class FakeVM:
+    def __init__(self, logs, state):
+        self.logs, self.left, self.dirty, self.console = list(logs), state, "", "console"
+        self.cfg = SimpleNamespace(kernel=SimpleNamespace(name="fake", version="6.12.0"),
+                                   accel="tcg")
+
+    def kmsg(self, after):
+        return after + 1, self.logs.pop(0) if self.logs else []
+
+    def state(self):
+        return self.left
+
+    def console_tail(self, n=50):
+        return "console tail"
+
+
+class FakePool:
+    kmsg_seq = {}
+    baseline = {"fake": CLEAN}
+
+
+@pytest.fixture
+def fake_vm(request):
+    RUNS.write_text(RUNS.read_text() + "x" if RUNS.exists() else "x")
+    first = RUNS.read_text() == "x"
+    request.node.stash[VM_KEY] = ("fake", FakeVM(*SCRIPT), FakePool())
+    yield
+    _check_after(request.node)
+
+
+def test_on_fake_vm(fake_vm):
+    pass
+'''
+# SCRIPT: (kernel log lines of each check: after the call, at teardown; state at teardown)
+IN_CALL = "([WARN] if first else [], CLEAN)"
+AT_TEARDOWN = "([[], WARN] if first else [], CLEAN)"
+LEFTOVER = "([], {**CLEAN, 'netns': ['ns1']} if first else CLEAN)"
+
+
+def _fake_run(pytester: pytest.Pytester, script: str, *args: str) -> tuple[pytest.RunResult,
+                                                                            dict]:
+    pytester.makepyfile(test_fake=FAKE_VM.replace("SCRIPT", script))
+    art = pytester.path / "art"
+    r = pytester.runpytest_subprocess("--flake-retries", "2", "--knit-artifacts", str(art),
+                                      "-p", "knit.plugin", "-p", "knit.plugin_report",
+                                      "-p", "no:randomly", *args)
+    [rec] = json.loads((art / "results.json").read_text())["tests"]
+    return r, rec
+
+
+def test_a_kernel_fault_in_the_test_is_never_retried(pytester: pytest.Pytester) -> None:
+    r, rec = _fake_run(pytester, IN_CALL)
+    assert (rec["outcome"], rec["attempts"]) == ("failed", 1)
+    assert (pytester.path / "runs").read_text() == "x"
+    assert "kernel fault (warning, fingerprint" in rec["message"]
+    assert len(rec["faults"]) == 1 and rec["faults"][0].startswith("warning ")
+    r.stdout.fnmatch_lines(["*__mptcp_clean_una_wakeup+0x2b/0x50*"])  # with its trace
+    assert r.ret == 1
+
+
+def test_a_kernel_fault_at_teardown_is_never_retried(pytester: pytest.Pytester) -> None:
+    r, rec = _fake_run(pytester, AT_TEARDOWN)
+    assert (rec["outcome"], rec["attempts"]) == ("error", 1)
+    assert (pytester.path / "runs").read_text() == "x"
+    assert r.ret == 1
+
+
+def test_state_left_behind_is_retried(pytester: pytest.Pytester) -> None:
+    _, rec = _fake_run(pytester, LEFTOVER)
+    assert (rec["outcome"], rec["attempts"]) == ("flaky", 2)
+    assert rec["message"].startswith("knit.plugin.KernelFault: test left state behind")
+    assert rec["faults"] == []
