@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from _pytest.runner import runtestprotocol
 
-from knit import ktap, results
+from knit import known, ktap, results
+from knit.errors import KnitError
 from knit.plugin import FAULTS_KEY, VM_KEY, artifacts_root, kernel_names, userspace_names
 
 
@@ -22,6 +23,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--flake-retries", type=int, default=0, metavar="N",
                 help="rerun a failed test up to N times, each in a fresh VM; a pass on a "
                      "retry is reported as FLAKY. A kernel fault is never retried")
+    g.addoption("--strict-known", action="store_true",
+                help="fail a test whose failure matches a known kernel issue, instead of "
+                     "reporting it KNOWN")
+    g.addoption("--known-issues", default=None, metavar="PATH",
+                help="known kernel issues (default: kernels/known-issues.toml)")
     g.addoption("--until-fail", type=int, default=0, metavar="N",
                 help="run each selected test up to N times, stopping at the first failure")
     g.addoption("--knit-results", default=None, metavar="PATH",
@@ -42,6 +48,7 @@ def _path(config: pytest.Config, opt: str, default: str) -> Path:
 # (the upstream suite reruns only the failed TAP cases); its value is the first failure.
 RETRIED_WITHIN = "retried_within"
 KERNEL_FAULT = "kernel_fault"  # a report's property per kernel fault: "kind fingerprint"
+KNOWN_ISSUE = "known_issue"    # the known issue a failure matched: "id: reference"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -76,9 +83,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         entry = item.stash.get(VM_KEY, None)
         if entry is not None and not entry[1].dirty:
             entry[1].dirty = "flake retry: the retry gets a fresh VM"
+    passed = not any(x.failed or getattr(x, "knit_known", False) for x in reports)
     for r in reports:
         r.user_properties.append(("attempts", attempt + 1))
-        if first_failure and not any(x.failed for x in reports):
+        if first_failure and passed:
             r.knit_flaky = True  # type: ignore[attr-defined]
             r.user_properties.append(("first_failure", first_failure))
         item.ihook.pytest_runtest_logreport(report=r)
@@ -96,7 +104,7 @@ def _until_fail(item: pytest.Item, nextitem: pytest.Item | None) -> bool:
         # (module and session fixtures, the VM); nextitem=item would keep the test's too.
         keep = nextitem if i == n else item.parent
         reports = runtestprotocol(item, nextitem=keep, log=False)  # type: ignore[arg-type]
-        failed = any(r.failed for r in reports)
+        failed = any(r.failed or getattr(r, "knit_known", False) for r in reports)
         for r in reports:
             r.user_properties.append(("iteration", i))
             item.ihook.pytest_runtest_logreport(report=r)
@@ -108,18 +116,48 @@ def _until_fail(item: pytest.Item, nextitem: pytest.Item | None) -> bool:
     return True
 
 
-@pytest.hookimpl(wrapper=True)
+# Outermost (tryfirst), so knit.plugin still collects a known failure's artifacts.
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
     """A failed phase names the kernel faults found (kind and fingerprint) in its report,
-    for results.json, JUnit and bisect."""
+    for results.json, JUnit and bisect, and is KNOWN if a known issue explains it."""
     rep = yield
     if rep.failed:
         for f in item.stash.get(FAULTS_KEY, []):
             rep.user_properties.append((KERNEL_FAULT, f"{f.kind} {f.fingerprint}"))
+        _known(item, rep)
     return rep
 
 
+def _known(item: pytest.Item, rep: pytest.TestReport) -> None:
+    props = dict(item.user_properties)
+    prints = [f.fingerprint for f in item.stash.get(FAULTS_KEY, [])]
+    issue = known.match(item.config.stash[ISSUES], props.get("kernel"),
+                        props.get("kernel_version"), failure_text(rep), prints)
+    if issue is None:
+        return
+    rep.user_properties.append((KNOWN_ISSUE, str(issue)))
+    rep.sections.append(("knit known issue", str(issue)))
+    if item.config.getoption("strict_known"):
+        return
+    # pytest's own shape of an expected failure: not counted as failed, so exit 0 for it.
+    rep.outcome = "skipped"
+    rep.wasxfail = f"known issue {issue}"  # type: ignore[attr-defined]
+    rep.knit_known = True  # type: ignore[attr-defined]
+
+
+def failure_text(rep: pytest.TestReport) -> str:
+    """What a signature is searched in: the failure's message (the E lines of its
+    traceback), not the test source the traceback quotes."""
+    text = rep.longreprtext or ""
+    lines = [ln[2:] for ln in text.splitlines() if ln.startswith("E ")]
+    return "\n".join(lines) if lines else text
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own xfail status, which `wasxfail` asks for
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    if getattr(report, "knit_known", False):
+        return "known", "K", ("KNOWN", {"cyan": True})
     if getattr(report, "knit_flaky", False) and report.when == "call" and report.passed:
         return "flaky", "f", ("FLAKY", {"yellow": True})
     return None
@@ -146,6 +184,7 @@ class Collector:
         rec.userspace = props.get("userspace", rec.userspace)
         rec.attempts = props.get("attempts", rec.attempts)
         rec.cpu_wait_s = props.get("cpu_wait_s", rec.cpu_wait_s)
+        rec.known = props.get(KNOWN_ISSUE, rec.known)
         rec.cases = ktap.cases_from_props(rep.user_properties) or rec.cases
         rec.faults += [v for k, v in rep.user_properties if k == KERNEL_FAULT
                        and v not in rec.faults]
@@ -160,6 +199,8 @@ class Collector:
 
 
 def _outcome(rep: pytest.TestReport) -> str | None:
+    if getattr(rep, "knit_known", False):
+        return "known"
     if rep.failed:
         return "failed" if rep.when == "call" else "error"
     if rep.skipped:
@@ -170,7 +211,8 @@ def _outcome(rep: pytest.TestReport) -> str | None:
 
 
 def _rank(outcome: str) -> int:
-    return ["passed", "xfailed", "flaky", "skipped", "xpassed", "failed", "error"].index(outcome)
+    return ["passed", "xfailed", "flaky", "skipped", "xpassed", "known", "failed",
+            "error"].index(outcome)
 
 
 def _message(rep: pytest.TestReport) -> str:
@@ -182,10 +224,18 @@ def _message(rep: pytest.TestReport) -> str:
 
 
 COLLECTOR = pytest.StashKey[Collector]()
+ISSUES = pytest.StashKey[list[known.Issue]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[COLLECTOR] = Collector()
+    path = config.getoption("known_issues")
+    if path and not Path(path).exists():
+        raise pytest.UsageError(f"--known-issues {path}: no such file")
+    try:
+        config.stash[ISSUES] = known.load(Path(path)) if path else known.load()
+    except KnitError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -235,6 +285,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         for title, content in getattr(rep, "sections", []):
             if title == "knit keep-vm":
                 terminalreporter.write_line(f"KEPT {rep.nodeid}: {content}", bold=True)
+    for r in config.stash[COLLECTOR].by_id.values():
+        if r.outcome == "known":
+            terminalreporter.write_line(f"KNOWN {r.nodeid} (known issue {r.known}; "
+                                        f"failed with: {r.message or '?'})", cyan=True)
     flaky = [r for r in config.stash[COLLECTOR].by_id.values() if r.outcome == "flaky"]
     for r in flaky:
         how = f"attempt {r.attempts}" if r.attempts > 1 else "a retry of its failed parts"

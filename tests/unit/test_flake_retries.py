@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from knit import health
+
 pytest_plugins = ["pytester"]
 
 FLIPS = """
@@ -71,6 +73,8 @@ def test_a_test_that_retried_its_parts_is_not_rerun_whole(pytester: pytest.Pytes
 TEARDOWN = """
 from pathlib import Path
 import pytest
+
+from knit import health
 from knit.plugin_report import RETRIED_WITHIN
 
 @pytest.fixture
@@ -96,6 +100,10 @@ def test_a_teardown_failure_still_gets_a_whole_rerun(pytester: pytest.Pytester) 
     assert (pytester.path / "runs").read_text() == "xx"
 
 
+WARN = ["[   61.371206] WARNING: CPU: 1 PID: 312 at net/mptcp/protocol.c:1022 "
+        "__mptcp_clean_una+0x2f1/0x330",
+        "[   61.373100] Call Trace:",
+        "[   61.373900]  __mptcp_clean_una_wakeup+0x2b/0x50"]
 # A test on a stand-in VM that gives the health checks scripted kernel log lines and state:
 # the real checks of knit.plugin (_check_kmsg after the call, _check_after at teardown) run.
 FAKE_VM = '''
@@ -104,13 +112,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from knit import health
+
 from knit.plugin import VM_KEY, _check_after
 
 RUNS = Path(__file__).with_name("runs")
-WARN = ["[   61.371206] WARNING: CPU: 1 PID: 312 at net/mptcp/protocol.c:1022 "
-        "__mptcp_clean_una+0x2f1/0x330",
-        "[   61.373100] Call Trace:",
-        "[   61.373900]  __mptcp_clean_una_wakeup+0x2b/0x50"]
+WARN = WARN_LINES
 CLEAN = {"netns": [], "modules": {}, "sysctl": {}}
 
 
@@ -146,7 +153,7 @@ def fake_vm(request):
 
 def test_on_fake_vm(fake_vm):
     pass
-'''
+'''.replace("WARN_LINES", repr(WARN))
 # SCRIPT: (kernel log lines of each check: after the call, at teardown; state at teardown)
 IN_CALL = "([WARN] if first else [], CLEAN)"
 AT_TEARDOWN = "([[], WARN] if first else [], CLEAN)"
@@ -186,3 +193,13 @@ def test_state_left_behind_is_retried(pytester: pytest.Pytester) -> None:
     assert (rec["outcome"], rec["attempts"]) == ("flaky", 2)
     assert rec["message"].startswith("knit.plugin.KernelFault: test left state behind")
     assert rec["faults"] == []
+
+
+def test_a_known_kernel_fault_is_known_and_not_retried(pytester: pytest.Pytester) -> None:
+    [fault] = health.scan(WARN)
+    issues = pytester.path / "known.toml"
+    issues.write_text(f'[[issue]]\nid = "w"\nreference = "a text"\n'
+                      f'fingerprint = ["{fault.fingerprint}"]\n')
+    r, rec = _fake_run(pytester, IN_CALL, "--known-issues", str(issues))
+    assert (rec["outcome"], rec["attempts"], rec["known"]) == ("known", 1, "w: a text")
+    assert r.ret == 0
