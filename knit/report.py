@@ -13,10 +13,13 @@ from pathlib import Path
 from knit.results import Record
 
 COLOURS = {"passed": "#2e7d32", "flaky": "#f9a825", "failed": "#c62828", "error": "#6a1b9a",
-           "skipped": "#9e9e9e", "xfailed": "#78909c", "xpassed": "#ef6c00"}
+           "skipped": "#9e9e9e", "xfailed": "#78909c", "xpassed": "#ef6c00", "known": "#1565c0"}
 NO_VM = "host (no VM)"  # the column of tests that need no kernel
-KCIDB_STATUS = {"passed": "PASS", "flaky": "PASS", "failed": "FAIL", "error": "ERROR",
-                "skipped": "SKIP", "xfailed": "PASS", "xpassed": "FAIL"}
+# KCIDB v5 test statuses: FAIL, ERROR, MISS, PASS, DONE, SKIP. A flaky test failed before it
+# passed, and a known issue is a failure with an explanation: neither is a PASS (kcidb()
+# gives a flaky one FAIL record per failed attempt and a PASS record for its last).
+KCIDB_STATUS = {"passed": "PASS", "flaky": "FAIL", "failed": "FAIL", "error": "ERROR",
+                "skipped": "SKIP", "xfailed": "PASS", "xpassed": "FAIL", "known": "FAIL"}
 
 
 def matrix(records: list[Record]) -> tuple[list[str], list[str], dict]:
@@ -67,6 +70,21 @@ def _case_rows(recs: list[Record | None]) -> list[str]:
     return rows
 
 
+def _tip(r: Record) -> str:
+    tip = r.message or r.outcome
+    if r.outcome == "flaky":
+        tip = f"first failure: {tip}"
+    if r.known:
+        tip = f"known issue {r.known}; {tip}"
+    return tip
+
+
+def _reference_url(known: str | None) -> str | None:
+    """The URL in a known issue's 'id: reference', if the reference is one."""
+    m = re.search(r"https?://\S+", known or "")
+    return m.group() if m else None
+
+
 def html_report(records: list[Record], out: Path, title: str = "knit results") -> Path:
     tests, kernels, cells = matrix(records)
     totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -88,11 +106,14 @@ def html_report(records: list[Record], out: Path, title: str = "knit results") -
                 tds.append("<td class=none>–</td>")
                 continue
             label = r.outcome.upper() + (f" ×{r.attempts}" if r.attempts > 1 else "")
-            tip = html.escape(r.message or r.outcome, quote=True)
+            tip = html.escape(_tip(r), quote=True)
             link = _link(r.artifacts, out.parent)
             body = f"{label}<br><small>{r.duration:.1f}s</small>"
             if link:
                 body += f"<br><a href='{html.escape(link, quote=True)}'>artifacts</a>"
+            ref = _reference_url(r.known)
+            if ref:
+                body += f"<br><a href='{html.escape(ref, quote=True)}'>issue</a>"
             tds.append(f"<td style='background:{COLOURS.get(r.outcome, '#fff')}' "
                        f"title='{tip}'>{body}</td>")
         rows.append(f"<tr><th class=test>{html.escape(t)}</th>{''.join(tds)}</tr>")
@@ -110,7 +131,9 @@ tr.case th.test {{ color: #555; font-size: 12px; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{len(tests)} tests × {len(kernels)} kernels; generated {dt.datetime.now():%Y-%m-%d %H:%M}.
-Hover a cell for the failure message; FLAKY means it passed on a retry in a fresh VM.</p>
+Hover a cell for the failure message; FLAKY means it passed on a retry in a fresh VM (the
+message is its first failure); KNOWN means it failed the way a known kernel issue
+(kernels/known-issues.toml) does.</p>
 <table><tr><th>test</th>{head}</tr><tr><th class=test>totals</th>{sums}</tr>
 {chr(10).join(rows)}
 </table></body></html>
@@ -126,8 +149,22 @@ def _kcidb_path(test: str) -> str:
     return "knit." + ".".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in parts if p)
 
 
+def _attempts(r: Record) -> list[tuple[int, str, str]]:
+    """(attempt, KCIDB status, comment) of each KCIDB test record that `r` gives."""
+    if r.outcome != "flaky":
+        comment = f"known issue {r.known}; {r.message}" if r.known else r.message
+        return [(r.attempts, KCIDB_STATUS.get(r.outcome, "MISS"), comment)]
+    last = max(r.attempts, 2)  # a test that reran its failed parts itself did both in one
+    fails = [(n, "FAIL", r.message if n == 1 else f"failed (attempt {n} of {last})")
+             for n in range(1, last)]
+    return [*fails, (last, "PASS", f"passed on attempt {last} (flaky)")]
+
+
 def kcidb(records: list[Record], origin: str = "knit") -> dict:
-    """KCIDB v5 submission: one checkout and one build per kernel, one test per record."""
+    """KCIDB v5 submission: one checkout and one build per kernel, one test per record,
+    status by KCIDB_STATUS. KCIDB has no flaky status, so a flaky record gives one test per
+    attempt: FAIL for each failed one (the first with its failure as the comment), PASS for
+    the last. A known one is a FAIL whose comment and misc name the issue."""
     checkouts, builds, tests = {}, {}, []
     for r in records:
         ver = r.kernel_version or r.kernel or "unknown"
@@ -139,23 +176,31 @@ def kcidb(records: list[Record], origin: str = "knit") -> dict:
                                 "origin": origin, "architecture": "x86_64",
                                 "config_name": r.kernel or "unknown", "status": "PASS",
                                 "comment": f"prebuilt {ver}"})
-        rid = hashlib.sha1(f"{r.nodeid}|{r.when}".encode()).hexdigest()[:16]
-        test = {"id": f"{origin}:{rid}", "build_id": f"{origin}:{key}", "origin": origin,
-                "path": _kcidb_path(r.test), "status": KCIDB_STATUS.get(r.outcome, "MISS"),
-                "duration": round(r.duration, 3),
+        misc = {"nodeid": r.nodeid, "knit_outcome": r.outcome, "attempts": r.attempts,
+                "userspace": r.userspace or "host"}
+        if r.faults:
+            misc["kernel_faults"] = r.faults
+        if r.known:
+            misc["known_issue"] = r.known
+        base = {"build_id": f"{origin}:{key}", "origin": origin, "path": _kcidb_path(r.test),
                 "start_time": dt.datetime.fromtimestamp(r.when, dt.UTC).isoformat(),
                 "environment": {"comment": f"virtme-ng VM, accel {r.accel or 'unknown'}, "
-                                           f"userspace {r.userspace or 'host'}"},
-                "misc": {"nodeid": r.nodeid, "knit_outcome": r.outcome, "attempts": r.attempts,
-                         "userspace": r.userspace or "host"}}
-        if r.message:
-            test["comment"] = r.message[:1000]
-        tests.append(test)
-        for c in r.cases:  # TAP cases of a selftest item, as its sub-tests
+                                           f"userspace {r.userspace or 'host'}"}}
+        attempts = _attempts(r)
+        for n, status, comment in attempts:
+            salt = f"|{n}" if len(attempts) > 1 else ""  # one record keeps its old id
+            rid = hashlib.sha1(f"{r.nodeid}|{r.when}{salt}".encode()).hexdigest()[:16]
+            test = {**base, "id": f"{origin}:{rid}", "status": status,
+                    "misc": {**misc, "attempt": n} if salt else misc}
+            if n == attempts[-1][0]:
+                test["duration"] = round(r.duration, 3)
+            if comment:
+                test["comment"] = comment[:1000]
+            tests.append(test)
+        for c in r.cases:  # TAP cases of a selftest item, as sub-tests of its last record
             cid = hashlib.sha1(f"{r.nodeid}|{r.when}|{c['number']}".encode()).hexdigest()[:16]
-            base = {k: v for k, v in test.items() if k not in ("duration", "comment")}
             tests.append({**base, "id": f"{origin}:{cid}",
-                          "path": f"{test['path']}.{c['number']}_"
+                          "path": f"{base['path']}.{c['number']}_"
                                   + re.sub(r"[^A-Za-z0-9_]", "_", c["name"])[:60],
                           "status": KCIDB_STATUS.get(c["outcome"], "MISS"),
                           "misc": {**test["misc"], "case": case_label(c)}})

@@ -103,3 +103,51 @@ def test_boot_summary_counts_this_sessions_boots_per_kernel(tmp_path):
         "debian-6.12 (tcg)": {"boots": 2, "median_s": 40.0, "max_s": 50.0},
         "src-6.12 (tcg)": {"boots": 1, "median_s": 25.0, "max_s": 25.0}}
     assert results.boot_summary(tmp_path / "none.jsonl", since=0) == {}
+
+
+FLAKY = rec("suites/mptcp/test_a.py::test_z[debian-6.12]", "debian-6.12", "flaky", attempts=2,
+            message="AssertionError: first attempt fails")
+KNOWN = rec("suites/mptcp/test_a.py::test_k[debian-6.12]", "debian-6.12", "known",
+            message="AssertionError: reset", known="dss: https://example.invalid/dss",
+            faults=["warning 0123456789ab"])
+
+
+def test_kcidb_gives_each_attempt_of_a_flaky_test_its_own_record():
+    kcidb_io = pytest.importorskip("kcidb_io", reason="kcidb-io (PyPI) not installed")
+    within = rec("suites/upstream/t.py::test_s[debian-6.12]", "debian-6.12", "flaky",
+                 message="case 2 failed")  # retried its own parts: one attempt, two runs
+    data = report.kcidb([FLAKY, within])
+    kcidb_io.schema.LATEST.validate(json.loads(json.dumps(data)))
+    got = [(t["path"].rsplit(".", 1)[-1], t["status"], t["misc"]["attempt"], t.get("comment"))
+           for t in data["tests"]]
+    assert got == [("test_z", "FAIL", 1, "AssertionError: first attempt fails"),
+                   ("test_z", "PASS", 2, "passed on attempt 2 (flaky)"),
+                   ("test_s", "FAIL", 1, "case 2 failed"),
+                   ("test_s", "PASS", 2, "passed on attempt 2 (flaky)")]
+    assert len({t["id"] for t in data["tests"]}) == 4
+    assert "PASS" not in {report.KCIDB_STATUS["flaky"], report.KCIDB_STATUS["known"]}
+
+
+def test_kcidb_exports_a_known_failure_as_fail_with_its_reference():
+    kcidb_io = pytest.importorskip("kcidb_io", reason="kcidb-io (PyPI) not installed")
+    data = report.kcidb([KNOWN])
+    kcidb_io.schema.LATEST.validate(json.loads(json.dumps(data)))
+    [t] = data["tests"]
+    assert t["status"] == "FAIL"
+    assert t["comment"] == "known issue dss: https://example.invalid/dss; AssertionError: reset"
+    assert t["misc"]["known_issue"] == KNOWN.known
+    assert t["misc"]["kernel_faults"] == ["warning 0123456789ab"]
+
+
+def test_matrix_shows_known_and_a_flaky_first_failure(tmp_path):
+    page = report.html_report([FLAKY, KNOWN], tmp_path / "report.html").read_text()
+    assert f"background:{report.COLOURS['known']}" in page and "KNOWN<br>" in page
+    assert "title='known issue dss: https://example.invalid/dss; AssertionError: reset'" in page
+    assert "<a href='https://example.invalid/dss'>issue</a>" in page
+    assert "title='first failure: AssertionError: first attempt fails'" in page
+
+
+def test_known_and_faults_round_trip(tmp_path):
+    results.write_results(tmp_path / "r.json", [KNOWN], {})
+    _, [back] = results.read_results(tmp_path / "r.json")
+    assert back == KNOWN and "known" in results.OUTCOMES
