@@ -4,7 +4,8 @@ config fragments and judging it with a pytest selection.
 Each step builds out of tree into one reused O= directory (incremental between steps), then
 runs pytest with `--kernel path:<O=>`. What git is told:
     0    every selected test passed (xfail and skip allowed, one pass needed)
-    1    a selected test failed
+    1    a selected test failed, hit a known kernel issue, or the kernel logged a fault
+         for it (also at teardown: the health check's error is the kernel's doing)
     125  the step cannot judge: build failure, infrastructure error, or nothing ran
 """
 
@@ -25,8 +26,19 @@ from knit.kernels import build as kernel_build
 GOOD, BAD, SKIP = 0, 1, 125
 
 
+def judged(test: dict) -> str:
+    """A results.json record's outcome as bisect counts it: a kernel fault found for the
+    test (Record.faults, in any phase) or a known issue is a failure of this kernel."""
+    if test.get("faults") or test["outcome"] == "known":
+        return "failed"
+    return test["outcome"]
+
+
 def verdict(outcomes: Iterable[str]) -> int:
-    """git bisect's exit code for one step's test outcomes (results.json vocabulary)."""
+    """git bisect's exit code for one step's test outcomes (results.json vocabulary, as
+    `judged`). An error without a kernel fault (setup broke, state left behind) cannot
+    judge the kernel. A flaky test counts as passed: it failed once with a clean kernel
+    log (a kernel fault is never retried), which is what --flake-retries tolerates."""
     seen = set(outcomes)
     if "failed" in seen:
         return BAD
@@ -92,7 +104,7 @@ def step(tree: Path, configs: list[str], jobs: int, pytest_args: list[str]) -> i
                 "-p", "no:randomly"]
         rc = subprocess.run(argv, cwd=kernels.ROOT).returncode
         tests = json.loads(res.read_text())["tests"] if res.exists() else []
-    v = verdict(t["outcome"] for t in tests)
+    v = verdict(judged(t) for t in tests)
     word = {GOOD: "good", BAD: "bad", SKIP: "skip"}[v]
     print(f"knit bisect: {rev} ({r.version}): pytest exit {rc}, "
           f"{len(tests)} results: {word}", file=sys.stderr)

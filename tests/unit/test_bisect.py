@@ -2,7 +2,7 @@
 
 import pytest
 
-from knit.bisect import BAD, GOOD, SKIP, verdict
+from knit.bisect import BAD, GOOD, SKIP, judged, verdict
 
 
 @pytest.mark.parametrize(("outcomes", "want"), [
@@ -18,3 +18,14 @@ from knit.bisect import BAD, GOOD, SKIP, verdict
 ])
 def test_verdict(outcomes, want):
     assert verdict(outcomes) == want
+
+
+@pytest.mark.parametrize(("tests", "want"), [
+    ([{"outcome": "error", "faults": ["warning 0123456789ab"]}], BAD),  # a finding at teardown
+    ([{"outcome": "passed"}, {"outcome": "error", "faults": []}], SKIP),  # e.g. state left
+    ([{"outcome": "known"}], BAD),
+    ([{"outcome": "flaky"}], GOOD),
+    ([{"outcome": "passed", "cases": []}], GOOD),  # a results.json of before Record.faults
+])
+def test_a_kernel_fault_in_any_phase_is_bad(tests, want):
+    assert verdict(judged(t) for t in tests) == want
