@@ -45,6 +45,18 @@ def probe_kvm(kernel_image: Path) -> tuple[bool, str]:
     return False, f"kvm probe failed: {last[0][:160]}"
 
 
+def cached() -> str | None:
+    """The accelerator chosen before on this host (KNIT_ACCEL, or the probe's cache)."""
+    forced = os.environ.get("KNIT_ACCEL")
+    if forced in ("kvm", "tcg"):
+        return forced
+    try:
+        saved = json.loads((cache_dir() / "accel.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return saved["accel"] if saved.get("key") == _host_key() else None
+
+
 def choose(kernel_image: Path) -> str:
     """'kvm' or 'tcg'. KNIT_ACCEL overrides; otherwise probe once and cache per host."""
     forced = os.environ.get("KNIT_ACCEL")

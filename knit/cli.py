@@ -87,10 +87,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     kernel = args.kernel or kernels.default_kernel()
-    if args.selftests:
+    if args.suite:
+        from knit import bench_suite
+        workers = [int(w) for w in str(args.workers).split(",")]
+        result = bench_suite.run(args.suite, workers, kernel, log=log)
+    elif args.selftests:
         from knit import bench_selftests
         groups = ["all"] if args.selftests == "all" else list(args.selftests)
-        result = bench_selftests.run(kernel, groups, args.workers, log=log,
+        result = bench_selftests.run(kernel, groups, int(args.workers), log=log,
                                      knit_results=Path(args.knit_results)
                                      if args.knit_results else None)
     else:
@@ -229,7 +233,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="instead: mptcp_join groups (e.g. fsrbl6, or all) run directly in "
                         "plain vng, serially, then as knit items; verdicts and wall times "
                         "compared")
-    b.add_argument("--workers", type=int, default=2, help="pytest -n for --selftests")
+    b.add_argument("--workers", default="2", help="pytest -n for --selftests; for --suite a "
+                   "list, e.g. 2,4")
+    b.add_argument("--suite", metavar="PATH", help="instead: the wall time of this pytest "
+                   "path at each --workers (e.g. suites/mptcp --workers 2,4), in one run")
     b.add_argument("--knit-results", metavar="PATH", help="--selftests: take knit's side "
                    "from this results.json of an earlier pytest run instead of running it")
     b.set_defaults(func=cmd_bench)

@@ -45,3 +45,35 @@ def test_shared_holders_overlap(tmp_path):
         p.join(10)
     events = [line.split()[1] for line in log.read_text().splitlines()]
     assert events[:2] == ["start", "start"]
+
+
+def _slot(root: Path, count: int, name: str, seconds: float, log: Path) -> None:
+    with cpulock.slot(root, count):
+        with log.open("a") as f:
+            f.write(f"{time.monotonic()} +1 {name}\n")
+        time.sleep(seconds)
+        with log.open("a") as f:
+            f.write(f"{time.monotonic()} -1 {name}\n")
+
+
+def test_more_workers_than_slots_queue(tmp_path):
+    log = tmp_path / "log"
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_slot, args=(tmp_path, 2, f"w{i}", 0.4, log)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(10)
+    running, peak = 0, 0
+    for line in sorted(log.read_text().splitlines(), key=lambda ln: float(ln.split()[0])):
+        running += int(line.split()[1])
+        peak = max(peak, running)
+    assert peak == 2 and running == 0   # two at a time, and all four ran
+
+
+def test_slot_count_follows_the_accelerator(monkeypatch):
+    monkeypatch.delenv("KNIT_GUEST_SLOTS", raising=False)
+    assert cpulock.slot_count("tcg", cpus=2) == 2
+    assert cpulock.slot_count("kvm", cpus=2) == 4
+    monkeypatch.setenv("KNIT_GUEST_SLOTS", "3")
+    assert cpulock.slot_count("tcg", cpus=2) == 3
