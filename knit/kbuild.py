@@ -148,14 +148,19 @@ def make_argv(headers: Path, build_dir: Path, target: str = "modules",
     headers or a kernel build tree)."""
     argv = ["make", f"-j{jobs}", "-C", str(headers)]
     top = headers / "Makefile"
-    m = re.fullmatch(r"include\s+(/\S+/Makefile)\s*", top.read_text()) if top.exists() else None
+    text = top.read_text() if top.exists() else ""
+    # Debian's headers Makefile is `include /usr/src/<dir>/Makefile`, after a
+    # `KBUILD_OUTPUT=/usr/src/<arch dir>` line since 7.x; both name /usr/src, where the
+    # extracted packages are not: use the extracted copies instead.
+    m = re.search(r"^include\s+(/\S+/Makefile)\s*$", text, re.M)
     if m and not Path(m.group(1)).exists():
-        # Debian's one-line Makefile names /usr/src/<dir>/Makefile: use the extracted copy.
         common = headers.parent / Path(m.group(1)).parent.name / "Makefile"
         if not common.exists():
             raise BuildError(f"{top} includes {m.group(1)}, and {common} does not exist "
                              "either: the headers package is incomplete (knit kernels fetch)")
         argv += ["-f", str(common)]
+        if re.search(r"^KBUILD_OUTPUT\s*:?=", text, re.M):
+            argv += [f"KBUILD_OUTPUT={headers}"]
     argv += [f"M={build_dir}"]
     pahole = shutil.which("pahole") is not None if pahole is None else pahole
     if (headers / "vmlinux").exists() and not pahole:
