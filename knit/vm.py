@@ -21,8 +21,8 @@ from knit import rootfs, vngcmd
 from knit.channel import Channel
 from knit.errors import BootError, ChannelError, CmdFailed
 from knit.kernels import Kernel
+from knit.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TCG_SCALE = 5.0
 BOOT_TIMEOUT = {"kvm": 60.0, "tcg": 240.0}
 WARM_TIMEOUT = {"kvm": 60.0, "tcg": 300.0}
@@ -66,7 +66,7 @@ def precompile(us: rootfs.Userspace) -> None:
         return
     if us.root is None:
         import compileall
-        for d in ("knit", "fixtures", "bpf"):
+        for d in ("knit", "fixtures", "suites"):
             if (ROOT / d).is_dir():
                 compileall.compile_dir(ROOT / d, quiet=2, workers=1)
     _precompiled.add(us.name)

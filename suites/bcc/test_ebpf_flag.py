@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bpf import tools
 from knit.kernels import Kernel
 from knit.vm import VM
+from suites.bcc.lib import tools
 
 # Per tool: its arguments, and what its program must hold (probes the tool attaches and the
 # filter the arguments ask for).

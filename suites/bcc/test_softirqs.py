@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable
 
 import pytest
-from bccnet import Bcc
 
-from bpf import tools
 from knit.errors import CmdFailed
 from knit.topology import Topology
 from knit.vm import VM
+from suites.bcc.lib import tools
+from suites.bcc.lib.net import Bcc
 
 LOAD_S = 4.0
 # libbpf-tools 0.31 (Debian 13): the 6.12 verifier rejects softirqs -d's histogram update,
@@ -26,7 +26,7 @@ def load(vm: VM, net: Topology) -> Callable[[int], dict]:
     """TCP bulk traffic ns1 -> ns2 for LOAD_S; netem on ns1eth1 so that the qdisc is
     rescheduled from its watchdog, which raises NET_TX (veth itself has no queue)."""
     vm.run(["tc", "qdisc", "add", "dev", "ns1eth1", "root", "netem", "delay", "1ms"], ns="ns1")
-    return lambda port: vm.call("fixtures.bcc_traffic:bulk", ns="ns1", server_ns="ns2",
+    return lambda port: vm.call("suites.bcc.lib.traffic:bulk", ns="ns1", server_ns="ns2",
                                 addr=net.addr("ns2", "ns2eth1", 4), port=port, seconds=LOAD_S,
                                 timeout=vm.t(60))
 

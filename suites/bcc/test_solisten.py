@@ -4,11 +4,11 @@ address, for IPv4 and IPv6."""
 from __future__ import annotations
 
 import pytest
-from bccnet import Bcc
 
-from bpf import tools
-from fixtures.bcc_traffic import SERVER_COMM
 from knit.topology import Topology
+from suites.bcc.lib import tools
+from suites.bcc.lib.net import Bcc
+from suites.bcc.lib.traffic import SERVER_COMM
 
 PORT = 6001
 BACKLOG = 7

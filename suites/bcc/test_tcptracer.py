@@ -4,10 +4,10 @@ accepting one, X from each closing one, with their pids, comms and 4-tuples."""
 from __future__ import annotations
 
 import pytest
-from bccnet import Bcc, seen
 
-from bpf import tools
 from knit.topology import Topology
+from suites.bcc.lib import tools
+from suites.bcc.lib.net import Bcc, seen
 
 PORT = 5001
 
@@ -64,7 +64,7 @@ def test_netns_filter_shows_only_that_netns(bcc: Bcc, net: Topology) -> None:
         v = tools.package_version("libbpf-tools", bcc.vm.cfg.userspace)
         pytest.skip(f"libbpf-tools tcptracer {v} has no netns filter (only -p -u -C -M)")
     dst = net.addr("ns2", "ns2eth1", 4)
-    inode = bcc.vm.call("fixtures.bcc_traffic:netns_inode", name="ns2")
+    inode = bcc.vm.call("suites.bcc.lib.traffic:netns_inode", name="ns2")
     with bcc.trace("tcptracer", "-N", str(inode)) as tr:
         with bcc.server(dst, PORT) as srv:
             conn, _ = bcc.client(dst, PORT)

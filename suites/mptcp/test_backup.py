@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures import mptcp_pm
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import intact, subflow, summary
-from fixtures.mptcp_wire import MpJoin, MpPrio
+from suites.mptcp.lib import pm
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.session import intact, subflow, summary
+from suites.mptcp.lib.wire import MpJoin, MpPrio
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 BACKUP = ep("10.0.2.1", "subflow", "backup", id=2, dev="ns1eth2")
@@ -60,7 +60,7 @@ def test_mp_prio_on_the_wire(vm, mp):
     mp.pair(paths=2)
     mp.pm("ns1", subflows=1, endpoints=(ep("10.0.2.1", "subflow", id=2, dev="ns1eth2"),))
     mp.pm("ns2", subflows=1)
-    to_backup = {"at": 0.4, "ns": "ns1", "argv": mptcp_pm.change_argv(2, "10.0.2.1", "backup")}
+    to_backup = {"at": 0.4, "ns": "ns1", "argv": pm.change_argv(2, "10.0.2.1", "backup")}
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, rate=256 << 10, wait_subflows=1, actions=[to_backup])
     assert intact(r), summary(r)
@@ -69,4 +69,4 @@ def test_mp_prio_on_the_wire(vm, mp):
     assert [(e.src, e.option.backup) for e in prio] == [("10.0.2.1", True)], obs.events[-5:]
     obs.check("ns1", MPPrioTx=1)
     obs.check("ns2", MPPrioRx=1)
-    assert mptcp_pm.endpoints(vm, "ns1")[0].get("backup") is True
+    assert pm.endpoints(vm, "ns1")[0].get("backup") is True

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import intact, summary
-from fixtures.mptcp_wire import Dss, MpCapable
-from fixtures.ss import parse_ss
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.session import intact, summary
+from suites.mptcp.lib.ss import parse_ss
+from suites.mptcp.lib.wire import Dss, MpCapable
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 
@@ -16,11 +16,11 @@ pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 @pytest.mark.parametrize("enabled", ["1", "0"], ids=["on", "off"])
 def test_enabled_sysctl(vm, mp, enabled):
     mp.pair(paths=1, ns1={"net.mptcp.enabled": enabled})
-    err = vm.call("fixtures.mptcp_traffic:socket_error", ns="ns1")
+    err = vm.call("suites.mptcp.lib.traffic:socket_error", ns="ns1")
     # RHEL guide: with net.mptcp.enabled=0 socket(..., IPPROTO_MPTCP) fails.
     assert err == (None if enabled == "1" else "ENOPROTOOPT")
     # The switch is per netns: ns2 keeps its default.
-    assert vm.call("fixtures.mptcp_traffic:socket_error", ns="ns2") is None
+    assert vm.call("suites.mptcp.lib.traffic:socket_error", ns="ns2") is None
 
 
 def test_mp_capable_handshake_counters(mp):

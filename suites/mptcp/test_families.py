@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import intact, summary
-from fixtures.mptcp_wire import AddAddr, MpCapable, MpJoin
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.session import intact, summary
+from suites.mptcp.lib.wire import AddAddr, MpCapable, MpJoin
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP", "CONFIG_MPTCP_IPV6")
 

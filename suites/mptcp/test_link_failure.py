@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mptcp_session import bytes_on, client_eps, intact, summary
+from suites.mptcp.lib.session import bytes_on, client_eps, intact, summary
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures import mptcp_pm
-from fixtures.mptcp_session import client_eps, intact, summary
-from fixtures.mptcp_wire import MpJoin
-from fixtures.ss import parse_ss
+from suites.mptcp.lib import pm
+from suites.mptcp.lib.session import client_eps, intact, summary
+from suites.mptcp.lib.ss import parse_ss
+from suites.mptcp.lib.wire import MpJoin
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 
@@ -39,7 +39,7 @@ def test_limits_enforced(vm, mp, side):
     mp.pm("ns1", subflows=1 if side == "client" else 3, endpoints=client_eps(3))
     mp.pm("ns2", subflows=1 if side == "server" else 3)
     limited = "ns1" if side == "client" else "ns2"
-    assert mptcp_pm.limits(vm, limited) == {"add_addr_accepted": 0, "subflows": 1}
+    assert pm.limits(vm, limited) == {"add_addr_accepted": 0, "subflows": 1}
     with mp.observe() as obs:
         r = mp.transfer(size=512 << 10, wait_subflows=1)
     assert intact(r), summary(r)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import intact, routed, summary
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.session import intact, routed, summary
 
 pytestmark = [pytest.mark.kconfig("CONFIG_MPTCP", "CONFIG_NET_SCH_NETEM"), pytest.mark.slow]
 

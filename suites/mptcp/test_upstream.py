@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import intact, summary
-from fixtures.mptcp_wire import Dss, MpCapable, MpFastclose, MpJoin
 from knit.kernels import version_key
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.session import intact, summary
+from suites.mptcp.lib.wire import Dss, MpCapable, MpFastclose, MpJoin
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 

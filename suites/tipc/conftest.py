@@ -2,7 +2,7 @@
 
 TIPC is per network namespace: each netns is one TIPC node whose identity is its netns
 name (so link names read ``tipc1:eth1-tipc2:eth1``). Topologies and the `tipc` wrapper
-live in tipcnet.py.
+live in suites.tipc.lib.net.py.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from tipcnet import Tipc, link, three_on_bridge, two_nodes, two_paths
 
-from knit import tipc as parse
 from knit.topology import Topology
 from knit.vm import VM
+from suites.tipc.lib import parsers as parse
+from suites.tipc.lib.net import Tipc, link, three_on_bridge, two_nodes, two_paths
 
 
 @dataclass

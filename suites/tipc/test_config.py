@@ -6,9 +6,9 @@ Each netns is one TIPC node; identities equal the netns names (see conftest.py).
 from __future__ import annotations
 
 import pytest
-from tipcnet import link, two_nodes, two_paths
 
-from knit.tipc import (
+from suites.tipc.lib.net import link, two_nodes, two_paths
+from suites.tipc.lib.parsers import (
     BROADCAST_LINK,
     TIPC_LINK_STATE,
     TIPC_NODE_STATE,

@@ -6,17 +6,17 @@ import json
 import time
 
 import pytest
-from tipcnet import link
 
-from fixtures.tipc_sock import TIPC_PUBLISHED, TIPC_WITHDRAWN, event_from_json
-from knit.tipc import TIPC_NODE_STATE
+from suites.tipc.lib.net import link
+from suites.tipc.lib.parsers import TIPC_NODE_STATE
+from suites.tipc.lib.sock import TIPC_PUBLISHED, TIPC_WITHDRAWN, event_from_json
 
 pytestmark = pytest.mark.kconfig("CONFIG_TIPC")
 DESTROY = "knit.guest.netns:destroy"
 
 
 def progress(text: str, key: str) -> int:
-    """The last value of `key` in a fixtures.tipc_sock role's JSON lines (0 if none)."""
+    """The last value of `key` in a suites.tipc.lib.sock role's JSON lines (0 if none)."""
     vals = [d[key] for d in map(json.loads, text.splitlines()) if key in d]
     return vals[-1] if vals else 0
 
@@ -24,7 +24,7 @@ def progress(text: str, key: str) -> int:
 def test_failover_keeps_messages_flowing(vm, dual, tipc):
     """The traffic is multicast over the broadcast link, so it crosses the bearers as real
     packets: unicast data between netns on one host skips the links (see
-    fixtures.tipc_sock.rdm_socket). A link whose device goes down is removed at once,
+    suites.tipc.lib.sock.rdm_socket). A link whose device goes down is removed at once,
     so the eth1 link leaves the list instead of showing "down"."""
     l1, l2 = link("tipc1", "eth1", "tipc2", "eth1"), link("tipc1", "eth2", "tipc2", "eth2")
     with vm.spawn(tipc.sock("sink", "--type", 18892, "--instance", 1), ns="tipc2",

@@ -1,6 +1,6 @@
 """The traffic TIPC exists for: AF_TIPC sockets, the topology service, link counters.
 
-Guest-side socket code and struct packing live in fixtures/tipc_sock.py.
+Guest-side socket code and struct packing live in suites/tipc/lib/sock.py.
 """
 
 from __future__ import annotations
@@ -8,19 +8,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from tipcnet import link
 
-from fixtures.tipc_sock import (
+from suites.tipc.lib.net import link
+from suites.tipc.lib.parsers import BROADCAST_LINK, LinkStats
+from suites.tipc.lib.sock import (
     TIPC_PUBLISHED,
     TIPC_SUB_PORTS,
     TIPC_WAIT_FOREVER,
     TIPC_WITHDRAWN,
     event_from_json,
 )
-from knit.tipc import BROADCAST_LINK, LinkStats
 
 pytestmark = pytest.mark.kconfig("CONFIG_TIPC")
-SOCK = "fixtures.tipc_sock"
+SOCK = "suites.tipc.lib.sock"
 
 
 def json_lines(text: str, key: str) -> list[dict]:
@@ -83,7 +83,7 @@ def test_link_stat_counters_follow_traffic(vm, pair, tipc, broadcast):
     """Broadcast: the broadcast-link's TX counters grow by exactly the messages sent.
     Unicast: the kernel and the guide disagree, and this test follows the kernel: data to
     a peer netns of the same kernel skips the link (tipc_lxc_xmit, see
-    fixtures.tipc_sock.rdm_socket), so the unicast link's data counters stay put while the
+    suites.tipc.lib.sock.rdm_socket), so the unicast link's data counters stay put while the
     messages arrive all the same."""
     name = BROADCAST_LINK if broadcast else link("tipc1", "eth1", "tipc2", "eth1")
     before = tipc.stats("tipc1")[name]

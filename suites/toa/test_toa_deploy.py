@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from fixtures.toa_impl import selected
-from fixtures.toa_net import CLI4, Conn, ToaNet, topology
-from fixtures.toa_wire import toa
 from knit import kbuild
 from knit.vm import VM
+from suites.toa.lib.impl import selected
+from suites.toa.lib.net import CLI4, Conn, ToaNet, topology
+from suites.toa.lib.wire import toa
 
 A = ("203.0.113.7", 4242)
 
@@ -22,7 +22,7 @@ def test_knit_toa_attach_stats_detach(request: pytest.FixtureRequest, vm: VM, to
     if "bpf" not in selected(request.config):
         pytest.skip("deploys bpf/toa, which --toa-impl kmod leaves out")
     topo(topology())
-    st = vm.call("fixtures.toa_bpf:scratch")
+    st = vm.call("suites.toa.lib.bpf:scratch")
     knit_toa = [vm.python, "-m", "knit.toa_deploy", "toa"]
     try:
         vm.run([*knit_toa, "attach", "--cgroup", st["cgroup"], "--pin", st["pin"],
@@ -32,6 +32,6 @@ def test_knit_toa_attach_stats_detach(request: pytest.FixtureRequest, vm: VM, to
         stats = json.loads(vm.run([*knit_toa, "stats", "--pin", st["pin"]]).stdout)
         assert (stats["syn_recv_sock_toa"], stats["getname_toa_ok"]) == (1, 2)
         vm.run([*knit_toa, "detach", "--cgroup", st["cgroup"], "--pin", st["pin"]])
-        assert vm.call("fixtures.toa_bpf:cgroup_progs", state=st) == []
+        assert vm.call("suites.toa.lib.bpf:cgroup_progs", state=st) == []
     finally:
-        vm.call("fixtures.toa_bpf:detach_toa", state=st)
+        vm.call("suites.toa.lib.bpf:detach_toa", state=st)

@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path[:0] = [str(ROOT), str(ROOT / "suites" / "tipc")]
-
-from tipcnet import Tipc, link, three_on_bridge  # noqa: E402
+sys.path[:0] = [str(ROOT)]
 
 from knit import kernels  # noqa: E402
 from knit.pool import VMPool  # noqa: E402
+from suites.tipc.lib.net import Tipc, link, three_on_bridge  # noqa: E402
 
 DATA = Path(__file__).resolve().parent
 NODES = ["tipc1", "tipc2", "tipc3"]
@@ -79,7 +78,7 @@ def capture(vm) -> None:
         save("link_list", "txt", "tipc1", ["tipc", "link", "list"], base + "; all up")
         save("link_list", "json", "tipc1", ["tipc", "-j", "link", "list"], base + "; all up")
         py = vm.python
-        pub = [py, "-m", "fixtures.tipc_sock", "publish"]
+        pub = [py, "-m", "suites.tipc.lib.sock", "publish"]
         with vm.spawn(pub + ["--type", "18800", "--lower", "10", "--upper", "19"],
                       ns="tipc2", ready="ready"), \
              vm.spawn(pub + ["--type", "18801", "--lower", "5", "--upper", "5", "--scope",
@@ -90,18 +89,18 @@ def capture(vm) -> None:
                  "{18801,5,5} node scope in tipc1")
             save("nametable", "txt", "tipc1", ["tipc", "nametable", "show"],
                  "same moment as the .json")
-        with vm.spawn([py, "-m", "fixtures.tipc_sock", "sink", "--type", "18891",
+        with vm.spawn([py, "-m", "suites.tipc.lib.sock", "sink", "--type", "18891",
                        "--instance", "1"], ns="tipc2", ready="ready") as sink:
-            vm.call("fixtures.tipc_sock:send_burst", ns="tipc1", type=18891, instance=1,
+            vm.call("suites.tipc.lib.sock:send_burst", ns="tipc1", type=18891, instance=1,
                     count=50, size=3000, broadcast=True)
             sink.wait_for('"summary"', vm.t(10))
         save("link_stat", "json", "tipc1", ["tipc", "-j", "link", "stat", "show"],
              base + "; after 50 broadcast multicasts of 3000 bytes (fragmented) + 1 marker")
         save("link_stat", "txt", "tipc1", ["tipc", "link", "stat", "show"],
              "right after the .json")
-        ev = vm.call("fixtures.tipc_sock:subscribe_once", ns="tipc1", type=0, lower=0,
+        ev = vm.call("suites.tipc.lib.sock:subscribe_once", ns="tipc1", type=0, lower=0,
                      upper=0xFFFFFFFF, timeout_ms=500)
-        save("topsrv_events", "json", "tipc1", ["fixtures.tipc_sock:subscribe_once",
+        save("topsrv_events", "json", "tipc1", ["suites.tipc.lib.sock:subscribe_once",
              "type=0", "lower=0", "upper=0xffffffff", "timeout_ms=500"],
              "struct tipc_subscr sent and each struct tipc_event received, hex, host order "
              "(x86_64, little endian); usr_handle 'knit'",

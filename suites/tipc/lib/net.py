@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from knit import tipc as parse
 from knit.topology import End, Link, Node, Topology
 from knit.vm import VM, Result
+from suites.tipc.lib import parsers as parse
 
 T = TypeVar("T")
-SOCK = "fixtures.tipc_sock"
+SOCK = "suites.tipc.lib.sock"
 
 
 # -- topologies ---------------------------------------------------------------------------
@@ -45,7 +45,7 @@ def three_on_bridge() -> Topology:
 # -- the tipc tool --------------------------------------------------------------------------
 
 class Tipc:
-    """iproute2's `tipc` run in a node, its output parsed by knit.tipc."""
+    """iproute2's `tipc` run in a node, its output parsed by suites.tipc.lib.parsers."""
 
     def __init__(self, vm: VM) -> None:
         self.vm = vm
@@ -116,7 +116,7 @@ class Tipc:
                          timeout, f"links in {ns} reaching {want}")
 
     def sock(self, *args: Any) -> list[str]:
-        """argv of a long-running fixtures.tipc_sock role, for vm.spawn."""
+        """argv of a long-running suites.tipc.lib.sock role, for vm.spawn."""
         # -S: no site-packages scan at start-up; the role needs only the stdlib.
         return [self.vm.python, "-S", "-m", SOCK, *map(str, args)]
 

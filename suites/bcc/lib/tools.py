@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bpf import parsers
 from knit import kernels
 from knit.chroot import ChrootError
 from knit.kernels import Kernel, locked
 from knit.rootfs import Userspace
 from knit.vm import VM, Result, Spawned
+from suites.bcc.lib import parsers
 
 VARIANTS = ("libbpf", "python")
 SBIN = Path("/usr/sbin")
