@@ -175,10 +175,10 @@ class VM:
         pyc = (f"PYTHONPYCACHEPREFIX={self.pycache_dir()}" if us.root is not None
                else "PYTHONDONTWRITEBYTECODE=1")
         # Python >= 3.12 warns at every fork of the threaded agent; forking a warm parent
-        # is the agent's design (see knit/agent.py), so the warning is noise in the console.
+        # is the agent's design (see knit/guest/agent.py), so the warning is noise in the console.
         agent = ["env", *cd, f"PYTHONPATH={ROOT}", pyc,
                  "PYTHONWARNINGS=ignore::DeprecationWarning",
-                 python, "-S", "-m", "knit.agent"]
+                 python, "-S", "-m", "knit.guest.agent"]
         rw = self.cfg.rwdirs if us.root is not None else (*self.cfg.rwdirs, *self.cfg.rodirs)
         spec = vngcmd.VngSpec(image=self.cfg.kernel.image, command=agent, accel=self.cfg.accel,
                               cpus=self.cfg.cpus, memory=self.cfg.memory, root=us.root,
