@@ -63,7 +63,7 @@ def interactive(vm: VM, ns: str | None = None, argv: list[str] | None = None) ->
     prompt = f"knit:{vm.cfg.kernel.name}{':' + ns if ns else ''}# "
     argv = argv or ["env", f"PS1={prompt}", f"TERM={os.environ.get('TERM', 'vt100')}",
                     "bash", "--norc", "-i"]
-    pid = vm.request("pty", vm.t(10), argv=argv, ns=ns, rows=rows, cols=cols)["pid"]
+    pid = vm.request("pty", vm.scaled(10), argv=argv, ns=ns, rows=rows, cols=cols)["pid"]
     fd_in, fd_out = sys.stdin.fileno(), sys.stdout.fileno()
     saved = termios.tcgetattr(fd_in) if os.isatty(fd_in) else None
     if saved:

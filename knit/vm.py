@@ -132,9 +132,13 @@ class VM:
         us = self.cfg.userspace
         return self.cfg.python if us.root is None else us.python
 
-    def t(self, seconds: float) -> float:
+    def scaled(self, seconds: float) -> float:
         """A timeout scaled for the accelerator (TCG is several times slower)."""
         return seconds * self.scale
+
+    # The old name, kept for code written against it (other branches, captures); new code
+    # says vm.scaled().
+    t = scaled
 
     @property
     def alive(self) -> bool:
@@ -236,7 +240,7 @@ class VM:
 
     def keep(self) -> str:
         """Leave the VM running after this process exits; returns how to attach."""
-        self.request("keep", self.t(10))
+        self.request("keep", self.scaled(10))
         self.kept = True
         meta = {"kernel": self.cfg.kernel.name, "version": self.cfg.kernel.version,
                 "userspace": self.cfg.userspace.name,
@@ -290,13 +294,13 @@ class VM:
     def request(self, op: str, wait: float, **args: Any) -> Any:
         # The host waits a little longer than the guest-side deadline, so that a slow
         # command is reported as its own timeout and not as a dead channel.
-        return self._guard(lambda: self.chan.request(op, wait + self.t(10), **args))
+        return self._guard(lambda: self.chan.request(op, wait + self.scaled(10), **args))
 
     def run(self, cmd: list[str] | str, ns: str | None = None, timeout: float | None = None,
             check: bool = True, input: str | None = None, env: dict | None = None,
             cwd: str | None = None) -> Result:
         """Run argv (no shell) or a shell string in the guest, in netns `ns`."""
-        timeout = timeout if timeout is not None else self.t(30)
+        timeout = timeout if timeout is not None else self.scaled(30)
         extra = {"cwd": cwd} if cwd else {}  # only when set: older agents lack it
         r = Result(**self.request("run", timeout, argv=cmd, ns=ns, timeout=timeout,
                                   input=input, env=env, **extra))
@@ -308,7 +312,7 @@ class VM:
     def call(self, target: str, ns: str | None = None, timeout: float | None = None,
              **kwargs: Any) -> Any:
         """Run python `package.module:function(**kwargs)` in the guest, in netns `ns`."""
-        timeout = timeout if timeout is not None else self.t(60)
+        timeout = timeout if timeout is not None else self.scaled(60)
         return self.request("call", timeout, target=target, ns=ns, kwargs=kwargs,
                             timeout=timeout)
 
@@ -320,24 +324,24 @@ class VM:
         """A background guest process: wait for `ready` (a regex on its output), stop it
         with `stop_signal` on exit, and leave its output in the yielded object."""
         extra = {"cwd": cwd} if cwd else {}
-        h = self.request("spawn", self.t(10), argv=cmd, ns=ns, env=env, **extra)
+        h = self.request("spawn", self.scaled(10), argv=cmd, ns=ns, env=env, **extra)
         sp = Spawned(self, h["handle"], h["pid"], cmd)
         try:
             if ready:
-                sp.wait_for(ready, ready_timeout if ready_timeout is not None else self.t(30))
+                sp.wait_for(ready, ready_timeout if ready_timeout is not None else self.scaled(30))
             yield sp
         finally:
             if not self.dirty:
-                sp.stop(stop_signal, stop_timeout if stop_timeout is not None else self.t(10))
+                sp.stop(stop_signal, stop_timeout if stop_timeout is not None else self.scaled(10))
 
     def kmsg(self, after: int = -1) -> tuple[int, list[str]]:
         """Kernel log records with sequence number > `after`, and the last sequence."""
-        r = self.request("kmsg", self.t(10), after=after)
+        r = self.request("kmsg", self.scaled(10), after=after)
         return r["seq"], r["lines"]
 
     def state(self) -> dict:
         """What the leftovers check compares: netns, modules, init-netns net sysctls."""
-        return self.request("state", self.t(20))
+        return self.request("state", self.scaled(20))
 
 
 class Spawned:
@@ -355,7 +359,7 @@ class Spawned:
         return r["stdout"]
 
     def output(self) -> Result:
-        r = self.vm.request("poll", self.vm.t(10), handle=self.handle)
+        r = self.vm.request("poll", self.vm.scaled(10), handle=self.handle)
         return Result(r["rc"], r["stdout"], r["stderr"])
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> Result:

@@ -47,7 +47,7 @@ def _up(tipc: Tipc, vm: VM, devs: dict[str, list[str]],
     for ns in devs:
         want = {link(a, ai, b, bi): "up" for a, ai, b, bi in links if a == ns}
         want |= {link(b, bi, a, ai): "up" for a, ai, b, bi in links if b == ns}
-        tipc.wait_links(ns, want, vm.t(10))
+        tipc.wait_links(ns, want, vm.scaled(10))
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def test_rdm_name_sequence_request_reply(vm, pair, tipc):
                   ns="tipc2", ready="ready") as srv:
         for instance in (100, 150, 199):      # any name inside the bound sequence
             r = vm.call(f"{SOCK}:rdm_request", ns="tipc1", type=18888, instance=instance,
-                        payload=f"ping {instance}", timeout=vm.t(5))
+                        payload=f"ping {instance}", timeout=vm.scaled(5))
             assert r["reply"] == f"echo:ping {instance}"
             assert r["from"][1] == server and r["me"][1] == pair.hash("tipc1")
         # Outside the sequence there is no one to deliver to.
@@ -48,10 +48,10 @@ def test_stream_listen_accept_connect(vm, pair, tipc):
     with vm.spawn(tipc.sock("serve-stream", "--type", 18889, "--lower", 1, "--upper", 1),
                   ns="tipc2", ready="ready") as srv:
         r = vm.call(f"{SOCK}:stream_request", ns="tipc1", type=18889, instance=1,
-                    payloads=payloads, timeout=vm.t(5))
+                    payloads=payloads, timeout=vm.scaled(5))
         assert r["replies"] == payloads
         assert r["peer"][1] == pair.hash("tipc2")
-        done = srv.wait_for('"accepted"', vm.t(5))
+        done = srv.wait_for('"accepted"', vm.scaled(5))
     [conn] = json_lines(done, "accepted")
     # The server accepted our very socket, read every byte, then saw an orderly EOF.
     assert conn == {"accepted": r["me"], "bytes": sum(map(len, payloads)), "end": "eof"}
@@ -62,8 +62,8 @@ def test_topology_service_published_and_withdrawn(vm, pair, tipc):
                   ns="tipc1", ready="ready") as sub:
         with vm.spawn(tipc.sock("publish", "--type", 18890, "--lower", 5, "--upper", 7),
                       ns="tipc2", ready="ready") as pub:
-            sub.wait_for('"published"', vm.t(5))
-        sub.wait_for('"withdrawn"', vm.t(5))
+            sub.wait_for('"published"', vm.scaled(5))
+        sub.wait_for('"withdrawn"', vm.scaled(5))
     port = json.loads(pub.result.stdout.splitlines()[0])["port"]
     events = [event_from_json(d["event"]) for d in json_lines(sub.result.stdout, "event")]
     assert [(e.event, e.found_lower, e.found_upper, [e.ref, e.node]) for e in events] == \
@@ -92,7 +92,7 @@ def test_link_stat_counters_follow_traffic(vm, pair, tipc, broadcast):
                   ready="ready") as sink:
         vm.call(f"{SOCK}:send_burst", ns="tipc1", type=18891, instance=1, count=count,
                 size=200, broadcast=broadcast)
-        [summary] = json_lines(sink.wait_for('"summary"', vm.t(10)), "summary")
+        [summary] = json_lines(sink.wait_for('"summary"', vm.scaled(10)), "summary")
     assert summary["received"] == summary["distinct"] == count and summary["missing"] == []
     after = tipc.stats("tipc1")[name]
     if broadcast:                       # + 1: the end marker

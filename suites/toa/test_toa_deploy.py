@@ -26,7 +26,7 @@ def test_knit_toa_attach_stats_detach(request: pytest.FixtureRequest, vm: VM, to
     knit_toa = [vm.python, "-m", "knit.toa_deploy", "toa"]
     try:
         vm.run([*knit_toa, "attach", "--cgroup", st["cgroup"], "--pin", st["pin"],
-                "--obj", str(toa_bpf_obj.path), "--allow", f"{CLI4}/32"], timeout=vm.t(60))
+                "--obj", str(toa_bpf_obj.path), "--allow", f"{CLI4}/32"], timeout=vm.scaled(60))
         (seen,) = ToaNet(vm, st).connect(Conn(ack_opts=toa(*A)))
         assert seen.accept == seen.getpeername == A
         stats = json.loads(vm.run([*knit_toa, "stats", "--pin", st["pin"]]).stdout)

@@ -20,10 +20,10 @@ def test_sockops_client_connections_map_to_the_option(vm: VM, topo, toa: Toa,
     n, port = 5, 5003
     server = [vm.python, "-m", "suites.toa.lib.server", "--port", str(port),
               "--count", str(n), "--echo", *toa.server_args]
-    with vm.spawn(server, ns=SERVER_NS, ready="^listening", ready_timeout=vm.t(60)) as srv:
+    with vm.spawn(server, ns=SERVER_NS, ready="^listening", ready_timeout=vm.scaled(60)) as srv:
         sent = vm.call("suites.toa.lib.bpf:clients", ns=CLIENT_NS, cgroup=toa_sockops["cgroup"],
                        dst=SRV4, port=port, n=n)
-        srv.wait_for("^done$", vm.t(30))
+        srv.wait_for("^done$", vm.scaled(30))
     records = [json.loads(line) for line in srv.result.stdout.splitlines() if line[:1] == "{"]
     seen = {r["tag"]: r for r in records}
     assert [c["echo"] for c in sent] == [c["tag"] for c in sent]  # a working TCP stream

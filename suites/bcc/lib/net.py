@@ -75,7 +75,7 @@ class Bcc:
         `gate` it accepts only after open_gate() (see suites.bcc.lib.traffic.serve)."""
         argv = [self.vm.python, "-m", "suites.bcc.lib.traffic", "serve", addr, str(port),
                 "--backlog", str(backlog), "--accepts", str(accepts), *(["--gate"] * gate)]
-        with self.vm.spawn(argv, ns=ns, ready=LISTENING, ready_timeout=self.vm.t(20)) as sp:
+        with self.vm.spawn(argv, ns=ns, ready=LISTENING, ready_timeout=self.vm.scaled(20)) as sp:
             yield sp
 
     def open_gate(self, server: Spawned) -> None:

@@ -69,7 +69,7 @@ def capture(vm) -> None:
         tipc.enable_udp("tipc1", "u1", "10.0.0.1", "10.0.0.2")
         tipc.enable_udp("tipc2", "u1", "10.0.0.2", "10.0.0.1")
         want = {link("tipc1", "eth1", p, "eth1"): "up" for p in ("tipc2", "tipc3")}
-        tipc.wait_links("tipc1", want | {link("tipc1", "u1", "tipc2", "u1"): "up"}, vm.t(20))
+        tipc.wait_links("tipc1", want | {link("tipc1", "u1", "tipc2", "u1"): "up"}, vm.scaled(20))
         base = "tipc1..3 on one bridge, eth bearer each, udp bearer u1 tipc1<->tipc2"
         save("node_identity", "txt", "tipc1", ["tipc", "node", "get", "identity"],
              "after `tipc node set identity tipc1` and the links came up")
@@ -83,7 +83,7 @@ def capture(vm) -> None:
                       ns="tipc2", ready="ready"), \
              vm.spawn(pub + ["--type", "18801", "--lower", "5", "--upper", "5", "--scope",
                              "node"], ns="tipc1", ready="ready"):
-            time.sleep(vm.t(1))       # let tipc2's publication reach tipc1
+            time.sleep(vm.scaled(1))       # let tipc2's publication reach tipc1
             save("nametable", "json", "tipc1", ["tipc", "-j", "nametable", "show"],
                  base + "; user publications {18800,10,19} cluster scope from tipc2 and "
                  "{18801,5,5} node scope in tipc1")
@@ -93,7 +93,7 @@ def capture(vm) -> None:
                        "--instance", "1"], ns="tipc2", ready="ready") as sink:
             vm.call("suites.tipc.lib.sock:send_burst", ns="tipc1", type=18891, instance=1,
                     count=50, size=3000, broadcast=True)
-            sink.wait_for('"summary"', vm.t(10))
+            sink.wait_for('"summary"', vm.scaled(10))
         save("link_stat", "json", "tipc1", ["tipc", "-j", "link", "stat", "show"],
              base + "; after 50 broadcast multicasts of 3000 bytes (fragmented) + 1 marker")
         save("link_stat", "txt", "tipc1", ["tipc", "link", "stat", "show"],
@@ -107,7 +107,7 @@ def capture(vm) -> None:
              text=json.dumps(ev, indent=2) + "\n")
         vm.call("knit.guest.netns:destroy", names=["tipc3"])
         gone = link("tipc1", "eth1", "tipc3", "eth1")
-        tipc.wait_links("tipc1", {gone: "down"}, vm.t(10))
+        tipc.wait_links("tipc1", {gone: "down"}, vm.scaled(10))
         after = base + "; after the tipc3 netns was destroyed"
         save("link_list_down", "json", "tipc1", ["tipc", "-j", "link", "list"], after)
         save("link_list_down", "txt", "tipc1", ["tipc", "link", "list"], after)
