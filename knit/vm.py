@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +89,19 @@ def guest_mounts(cfg: VMConfig) -> tuple[tuple[Path, Path], ...]:
     for guest, _ in (*mounts, *((d, d) for d in cfg.rwdirs)):
         (root / str(guest).lstrip("/")).mkdir(parents=True, exist_ok=True)
     return tuple(mounts)
+
+
+def call_target(target: str | Callable[..., Any]) -> str:
+    """"package.module:function" for the agent. A function object gives its own name, so
+    a call follows the function when it moves; it must be a module-level function that the
+    guest imports by the same module name (not a lambda, method or __main__'s)."""
+    if isinstance(target, str):
+        return target
+    mod, name = getattr(target, "__module__", None), getattr(target, "__qualname__", "")
+    if not mod or mod == "__main__" or not name.isidentifier():
+        raise ValueError(f"vm.call: {target!r} is not a module-level function the guest "
+                         "can import; pass it as 'package.module:function'")
+    return f"{mod}:{name}"
 
 
 def console_tail(path: Path, lines: int = 40) -> str:
@@ -309,12 +322,13 @@ class VM:
                             r.stdout, r.stderr, ns)
         return r
 
-    def call(self, target: str, ns: str | None = None, timeout: float | None = None,
-             **kwargs: Any) -> Any:
-        """Run python `package.module:function(**kwargs)` in the guest, in netns `ns`."""
+    def call(self, target: str | Callable[..., Any], ns: str | None = None,
+             timeout: float | None = None, **kwargs: Any) -> Any:
+        """Run python `target(**kwargs)` in the guest, in netns `ns`. `target` is a
+        module-level function of the checkout, or its "package.module:function" name."""
         timeout = timeout if timeout is not None else self.scaled(60)
-        return self.request("call", timeout, target=target, ns=ns, kwargs=kwargs,
-                            timeout=timeout)
+        return self.request("call", timeout, target=call_target(target), ns=ns,
+                            kwargs=kwargs, timeout=timeout)
 
     @contextmanager
     def spawn(self, cmd: list[str] | str, ns: str | None = None, ready: str | None = None,

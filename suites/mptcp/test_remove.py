@@ -6,7 +6,7 @@ import pytest
 
 from suites.mptcp.lib import pm
 from suites.mptcp.lib.pm import ep
-from suites.mptcp.lib.session import client_eps, intact, summary
+from suites.mptcp.lib.session import client_eps
 from suites.mptcp.lib.wire import RemoveAddr
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
@@ -19,9 +19,9 @@ def test_rm_addr_from_server_mid_transfer(mp):
     delete = {"at": 0.4, "ns": "ns2", "argv": pm.delete_argv(5)}
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, rate=256 << 10, wait_subflows=1, actions=[delete])
-    assert intact(r), summary(r)
-    assert r["actions"][0]["rc"] == 0 and r["info_start"]["subflows"] == 1
-    assert r["info_end"]["subflows"] == 0, summary(r)
+    assert r.intact, r.summary()
+    assert r.actions[0]["rc"] == 0 and r.info_start["subflows"] == 1
+    assert r.info_end["subflows"] == 0, r.summary()
     assert [e.option.address_ids for e in obs.wire(RemoveAddr)] == [(5,)]
     # RmSubflow counts on the side that removed its own endpoint (upstream's "invert").
     obs.check("ns1", RmAddr=1)
@@ -37,8 +37,8 @@ def test_subflow_endpoint_deleted_mid_transfer(mp):
     delete = {"at": 0.4, "ns": "ns1", "argv": pm.delete_argv(first)}
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, rate=256 << 10, wait_subflows=2, actions=[delete])
-    assert intact(r), summary(r)
-    assert r["info_end"]["subflows"] == 1, summary(r)
+    assert r.intact, r.summary()
+    assert r.info_end["subflows"] == 1, r.summary()
     assert [e.option.address_ids for e in obs.wire(RemoveAddr)] == [(first,)]
     obs.check("ns1", RmAddrTx=1, RmSubflow=1)
     obs.check("ns2", RmAddr=1)
@@ -53,8 +53,8 @@ def test_endpoint_flush_mid_transfer(vm, mp):
     flush = {"at": 0.4, "ns": "ns1", "argv": pm.flush_argv()}
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, rate=256 << 10, wait_subflows=3, actions=[flush])
-    assert intact(r), summary(r)
-    assert r["info_start"]["subflows"] == 3 and r["info_end"]["subflows"] == 0, summary(r)
+    assert r.intact, r.summary()
+    assert r.info_start["subflows"] == 3 and r.info_end["subflows"] == 0, r.summary()
     assert pm.endpoints(vm, "ns1") == []
     # Flushing `subflow` endpoints closes their subflows; 6.12 sends no RM_ADDR for them.
     assert len(obs.pm("ns1", "SF_CLOSED")) == 3, obs.pm("ns1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from suites.mptcp.lib import pm
-from suites.mptcp.lib.session import client_eps, intact, summary
+from suites.mptcp.lib.session import client_eps
 from suites.mptcp.lib.ss import parse_ss
 from suites.mptcp.lib.wire import MpJoin
 
@@ -20,11 +20,11 @@ def test_subflow_endpoints(mp, n):
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, reply=256 << 10, wait_subflows=n,
                         probes=[["ss", "-MniH"]])
-    assert intact(r), summary(r)
+    assert r.intact, r.summary()
     # MPTCP_INFO (what inet_diag/ss -M read) counts the extra subflows.
-    assert r["info_end"]["subflows"] == n, summary(r)
-    msk = [s for s in parse_ss(r["probes"][0]["stdout"]) if s.peer_port == 10000]
-    assert len(msk) == 1 and msk[0].num("subflows") == n, r["probes"][0]["stdout"]
+    assert r.info_end["subflows"] == n, r.summary()
+    msk = [s for s in parse_ss(r.probes[0]["stdout"]) if s.peer_port == 10000]
+    assert len(msk) == 1 and msk[0].num("subflows") == n, r.probes[0]["stdout"]
     obs.check("ns1", MPJoinSynAckRx=n, MPJoinSynTx=n)
     obs.check("ns2", MPJoinSynRx=n, MPJoinAckRx=n)
     joins = sorted(e.src for e in obs.wire(MpJoin, variant="syn"))
@@ -42,8 +42,8 @@ def test_limits_enforced(vm, mp, side):
     assert pm.limits(vm, limited) == {"add_addr_accepted": 0, "subflows": 1}
     with mp.observe() as obs:
         r = mp.transfer(size=512 << 10, wait_subflows=1)
-    assert intact(r), summary(r)
-    assert r["info_end"]["subflows"] == 1, summary(r)
+    assert r.intact, r.summary()
+    assert r.info_end["subflows"] == 1, r.summary()
     obs.check("ns2", MPJoinAckRx=1)
     syns = obs.wire(MpJoin, variant="syn")
     # The client never tries past its own limit; the server refuses joins past its

@@ -13,7 +13,7 @@ import pytest
 
 from knit.kernels import Kernel
 from knit.vm import VM, Spawned
-from suites.bcc.lib import tools
+from suites.bcc.lib import tools, traffic
 from suites.bcc.lib.parsers import TcpEvent
 from suites.bcc.lib.traffic import CLIENT_COMM, LISTENING, SERVER_COMM
 
@@ -83,7 +83,7 @@ class Bcc:
 
     def client(self, addr: str, port: int, ns: str = "ns1") -> tuple[Conn | None, dict]:
         """One connection (comm knit-cli) from `ns`; None if it was refused."""
-        r = self.vm.call("suites.bcc.lib.traffic:connect", ns=ns, addr=addr, port=port,
+        r = self.vm.call(traffic.connect, ns=ns, addr=addr, port=port,
                          comm=CLIENT_COMM)
         if r["refused"]:
             return None, r
