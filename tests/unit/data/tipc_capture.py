@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path[:0] = [str(ROOT)]
+# Run by hand from anywhere: the checkout first on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from knit import kernels  # noqa: E402
 from knit.pool import VMPool  # noqa: E402

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))
+# Run by hand from anywhere: the checkout first on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from knit import kbuild, kernels  # noqa: E402
 from knit.pool import VMPool  # noqa: E402

@@ -17,10 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))
+# Run by hand from anywhere: the checkout first on the path, then its ROOT.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from knit import kbuild, kernels  # noqa: E402
+from knit.paths import ROOT  # noqa: E402
 from knit.pool import VMPool  # noqa: E402
 from suites.toa.lib.net import Conn, ToaNet, topology  # noqa: E402
 from suites.toa.lib.wire import toa  # noqa: E402
