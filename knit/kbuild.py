@@ -276,11 +276,11 @@ def build_bpf(src: Path, cache: Path | None = None, timeout: float = 120) -> Bui
 def loaded(vm: VM, module: Built, params: tuple[str, ...] = ()) -> Iterator[Built]:
     """insmod the module in the guest (from its host path), rmmod it afterwards unless
     the test already unloaded it."""
-    vm.run(["insmod", str(module.path), *params], timeout=vm.t(30))
+    vm.run(["insmod", str(module.path), *params], timeout=vm.scaled(30))
     try:
         yield module
     finally:
         if not vm.dirty:
-            r = vm.run(["rmmod", module.name], timeout=vm.t(30), check=False)
+            r = vm.run(["rmmod", module.name], timeout=vm.scaled(30), check=False)
             if not r.ok and "not currently loaded" not in r.stderr:
                 raise CmdFailed(["rmmod", module.name], r.rc, r.stdout, r.stderr)

@@ -11,7 +11,9 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -21,7 +23,16 @@ from knit.pool import VMPool, key
 from knit.topology import Topology
 from knit.vm import VM
 
-VM_KEY = pytest.StashKey[tuple[str, VM, VMPool]]()
+
+class VmInUse(NamedTuple):
+    """What a test's `vm` fixture leaves in the item's stash for the hooks."""
+
+    key: str          # the pool's key (kernel, userspace): its baseline state
+    vm: VM
+    pool: VMPool
+
+
+VM_KEY = pytest.StashKey[VmInUse]()
 NODES_KEY = pytest.StashKey[list[str]]()
 ART_KEY = pytest.StashKey[Path]()
 USERSPACE_KEY = pytest.StashKey[str]()
@@ -170,7 +181,7 @@ def vm(request: pytest.FixtureRequest, knit_kernel: kernels.Kernel,
         machine = knit_pool.get(knit_kernel.name, userspace)
     except BootError as e:
         pytest.fail(f"{e}\n--- console tail ---\n{e.console_tail}", pytrace=False)
-    request.node.stash[VM_KEY] = (key(knit_kernel.name, userspace), machine, knit_pool)
+    request.node.stash[VM_KEY] = VmInUse(key(knit_kernel.name, userspace), machine, knit_pool)
     request.node.user_properties.append(("accel", machine.cfg.accel))
     yield machine
     _check_after(request.node)
@@ -208,6 +219,19 @@ def topo(request: pytest.FixtureRequest, vm: VM) -> Iterator[Callable[[Topology]
             pytest.fail(f"topology teardown left netns {r['left']}", pytrace=False)
 
 
+@pytest.fixture
+def cleanup(request: pytest.FixtureRequest) -> Iterator[ExitStack]:
+    """knit's `defer`: register undo where a thing is made, `cleanup.callback(fn, *args)` or
+    `cleanup.enter_context(cm)`; it runs last-in first-out when the test ends, pass or fail.
+    It runs before the test's topology is removed and the VM health-checked: a test that
+    uses `topo` or `vm` has them set up first, so they are torn down after."""
+    for name in ("topo", "vm"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+    with ExitStack() as stack:
+        yield stack
+
+
 # -- health and artifacts ----------------------------------------------------------------
 
 class KernelFault(AssertionError):
@@ -219,9 +243,9 @@ class KernelFault(AssertionError):
         self.faults = faults or []
 
 
-def _using_vm(item: pytest.Item) -> tuple[str, VM, VMPool] | None:
+def _using_vm(item: pytest.Item) -> VmInUse | None:
     entry = item.stash.get(VM_KEY, None)
-    if entry is None or item.get_closest_marker("kills_vm") or entry[1].dirty:
+    if entry is None or item.get_closest_marker("kills_vm") or entry.vm.dirty:
         return None
     return entry
 
@@ -291,7 +315,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     if rep.failed:
         item.stash[FAILED_KEY] = True
         if entry is not None:
-            _on_failure(item, call, rep, entry[1])
+            _on_failure(item, call, rep, entry.vm)
     if rep.when == "teardown" and not item.stash.get(FAILED_KEY, False) \
             and not item.config.getoption("keep_artifacts"):
         d = item.stash.get(ART_KEY, None)

@@ -81,8 +81,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         # Kept for the results: a pass on retry would otherwise lose why it failed first.
         first_failure = first_failure or next(_message(r) for r in reports if r.failed)
         entry = item.stash.get(VM_KEY, None)
-        if entry is not None and not entry[1].dirty:
-            entry[1].dirty = "flake retry: the retry gets a fresh VM"
+        if entry is not None and not entry.vm.dirty:
+            entry.vm.dirty = "flake retry: the retry gets a fresh VM"
     passed = not any(x.failed or getattr(x, "knit_known", False) for x in reports)
     for r in reports:
         r.user_properties.append(("attempts", attempt + 1))

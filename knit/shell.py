@@ -18,7 +18,7 @@ import tty
 from pathlib import Path
 
 from knit.errors import KnitError
-from knit.kernels import ROOT
+from knit.paths import ROOT
 from knit.topology import Topology
 from knit.vm import VM
 
@@ -33,10 +33,9 @@ def load_topology(spec: str) -> Topology:
     if Path(where).is_dir():
         where = str(Path(where) / "topologies.py")
     if where.endswith(".py"):
-        # Suites import the project's fixtures and their own helpers.
-        for p in (ROOT, Path(where).resolve().parent):
-            if str(p) not in sys.path:
-                sys.path.insert(0, str(p))
+        # A suite's topologies.py imports its helpers as suites.<suite>.lib.*.
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
         path = Path(where)
         if not path.exists():
             raise KnitError(f"--topology file {path} not found")
@@ -64,7 +63,7 @@ def interactive(vm: VM, ns: str | None = None, argv: list[str] | None = None) ->
     prompt = f"knit:{vm.cfg.kernel.name}{':' + ns if ns else ''}# "
     argv = argv or ["env", f"PS1={prompt}", f"TERM={os.environ.get('TERM', 'vt100')}",
                     "bash", "--norc", "-i"]
-    pid = vm.request("pty", vm.t(10), argv=argv, ns=ns, rows=rows, cols=cols)["pid"]
+    pid = vm.request("pty", vm.scaled(10), argv=argv, ns=ns, rows=rows, cols=cols)["pid"]
     fd_in, fd_out = sys.stdin.fileno(), sys.stdout.fileno()
     saved = termios.tcgetattr(fd_in) if os.isatty(fd_in) else None
     if saved:

@@ -28,7 +28,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from knit.paths import ROOT
+from knit.toa_counters import parse_bpftool
+
 SRC = ROOT / "bpf" / "toa" / "toa.bpf.c"
 PIN = "/sys/fs/bpf/knit-toa"
 PROGS = {"toa_sockops": "sock_ops", "toa_getpeername4": "getpeername4",
@@ -154,7 +156,6 @@ def main(args: argparse.Namespace) -> int:
         return _run(allow_cmds(args.pin, args.allow, old), dry)
     if args.action == "detach":
         return _run(detach_cmds(args.cgroup, args.pin), dry)
-    from fixtures.toa_stats import parse_bpftool
     text = json.dumps(_bpftool_json("map", "dump", "pinned", f"{args.pin}/maps/toa_stats"))
     print(json.dumps({k: sum(v) for k, v in parse_bpftool(text).items()}, indent=1))
     return 0

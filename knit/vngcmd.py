@@ -7,6 +7,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from knit.guest import ports
+
 
 @dataclass(frozen=True)
 class VngSpec:
@@ -19,7 +21,7 @@ class VngSpec:
     root: Path | None = None     # a guest root tree (knit rootfs); None: the host's /
     rodirs: tuple[tuple[Path, Path], ...] = ()   # (guest path, host path), read-only
     chardev_socket: Path | None = None   # knit's virtio-serial channel
-    port_name: str = "knit.0"
+    port_name: str = ports.CHANNEL
     shell_socket: Path | None = None     # raw bytes of an interactive shell (knit shell)
     cwd: Path | None = None
     append: tuple[str, ...] = ()
@@ -64,7 +66,7 @@ def build(spec: VngSpec) -> list[str]:
                  "-device", f"virtserialport,chardev=knit0,name={spec.port_name}"]
     if spec.shell_socket:
         qemu += ["-chardev", f"socket,id=knit1,path={spec.shell_socket},server=on,wait=off",
-                 "-device", "virtserialport,chardev=knit1,name=knit.1"]
+                 "-device", f"virtserialport,chardev=knit1,name={ports.SHELL}"]
     if spec.gdb_port:
         qemu += ["-gdb", f"tcp:127.0.0.1:{spec.gdb_port}"]
     if qemu:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-TOA_IMPLS = ("kmod", "bpf")  # fixtures.toa_impl.IMPLS
+TOA_IMPLS = ("kmod", "bpf")  # suites.toa.lib.impl.IMPLS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

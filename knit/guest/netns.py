@@ -6,7 +6,6 @@ between namespaces with setns. No `ip` is exec'd: every exec costs ~100 ms under
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import time
@@ -14,18 +13,13 @@ from contextlib import contextmanager
 
 from pyroute2 import IPRoute
 
-CLONE_NEWNET = 0x40000000
+from knit.guest.setns import CLONE_NEWNET, NETNS_DIR, libc, setns_fd
+from knit.guest.setns import check as _check
+
 MS_BIND, MS_REC, MS_SHARED, MNT_DETACH = 4096, 16384, 1 << 20, 2
-NETNS_DIR = "/run/netns"
 IFA_F_NODAD = 0x02
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _check(rc: int, what: str) -> None:
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
+_libc = libc()
 
 
 @contextmanager
@@ -37,10 +31,10 @@ def inside(name: str | None):
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     fd = os.open(f"{NETNS_DIR}/{name}", os.O_RDONLY)
     try:
-        _check(_libc.setns(fd, CLONE_NEWNET), f"setns {name}")
+        setns_fd(fd, f"setns {name}")
         yield
     finally:
-        _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+        setns_fd(home, "setns back")
         os.close(fd)
         os.close(home)
 
@@ -61,7 +55,7 @@ def create_netns(name: str) -> None:
         _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None),
                f"bind {path}")
     finally:
-        _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+        setns_fd(home, "setns back")
         os.close(home)
 
 

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from knit.errors import KernelError
+from knit.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent.parent   # the checkout
 KERNELS_TOML = ROOT / "kernels" / "kernels.toml"
 
 

@@ -2,7 +2,7 @@
 
 Every tool test runs once per variant ("libbpf": libbpf-tools CO-RE, "python": bcc's
 *-bpfcc). A variant that cannot run on the kernel is skipped with the precise reason
-(bpf.tools.problem). The python variant compiles with clang inside the TCG guest for
+(suites.bcc.lib.tools.problem). The python variant compiles with clang inside the TCG guest for
 0.3-11 minutes per tool start (debian-6.1, growing with the host's load; 24-40 min for
 its 7 cases), so its cases are `slow` (nightly; --nightly runs them).
 Start-up times of every tool run go to <knit-artifacts>/bcc-output/startup.jsonl (beside
@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from bccnet import Bcc
 
 from knit.kernels import Kernel
 from knit.topology import Topology, pair
 from knit.vm import VM
+from suites.bcc.lib.net import Bcc
 
 
 @pytest.fixture(params=["libbpf", pytest.param("python", marks=pytest.mark.slow)])

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bpf import tools
 from knit.kernels import Kernel
 from knit.vm import VM
+from suites.bcc.lib import tools
 
 # Per tool: its arguments, and what its program must hold (probes the tool attaches and the
 # filter the arguments ask for).
@@ -26,7 +26,7 @@ def test_ebpf_prints_the_program_and_exits_0(vm: VM, knit_kernel: Kernel, tool: 
         pytest.skip(f"{tools.binary(tool, 'python')} missing in the {vm.cfg.userspace.name} "
                     "userspace")
     args, wanted = CASES[tool]
-    r = tools.run_once(vm, knit_kernel, tool, "python", ["--ebpf", *args], timeout=vm.t(30))
+    r = tools.run_once(vm, knit_kernel, tool, "python", ["--ebpf", *args], timeout=vm.scaled(30))
     assert r.rc == 0, r.stderr
     missing = [w for w in wanted if w not in r.stdout]
     assert not missing, f"{tool} --ebpf program lacks {missing}:\n{r.stdout[:2000]}"

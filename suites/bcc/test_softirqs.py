@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable
 
 import pytest
-from bccnet import Bcc
 
-from bpf import tools
 from knit.errors import CmdFailed
 from knit.topology import Topology
 from knit.vm import VM
+from suites.bcc.lib import tools
+from suites.bcc.lib.net import Bcc
 
 LOAD_S = 4.0
 # libbpf-tools 0.31 (Debian 13): the 6.12 verifier rejects softirqs -d's histogram update,
@@ -26,18 +26,18 @@ def load(vm: VM, net: Topology) -> Callable[[int], dict]:
     """TCP bulk traffic ns1 -> ns2 for LOAD_S; netem on ns1eth1 so that the qdisc is
     rescheduled from its watchdog, which raises NET_TX (veth itself has no queue)."""
     vm.run(["tc", "qdisc", "add", "dev", "ns1eth1", "root", "netem", "delay", "1ms"], ns="ns1")
-    return lambda port: vm.call("fixtures.bcc_traffic:bulk", ns="ns1", server_ns="ns2",
+    return lambda port: vm.call("suites.bcc.lib.traffic:bulk", ns="ns1", server_ns="ns2",
                                 addr=net.addr("ns2", "ns2eth1", 4), port=port, seconds=LOAD_S,
-                                timeout=vm.t(60))
+                                timeout=vm.scaled(60))
 
 
 def test_interval_output_under_load_and_idle(bcc: Bcc, load: Callable[[int], dict]) -> None:
     with bcc.trace("softirqs", "-T", "1") as tr:
-        idle = tr.wait(lambda ivs: len(ivs) >= 3, bcc.vm.t(10))[1:3]  # the 1st may be partial
+        idle = tr.wait(lambda ivs: len(ivs) >= 3, bcc.vm.scaled(10))[1:3]  # the 1st may be partial
         before = len(tr.events)
         sent = load(7001)["sent"]
         now = len(tr.events)  # one more report covers the end of the load
-        loaded = tr.wait(lambda ivs: len(ivs) > now, bcc.vm.t(5))[before:]
+        loaded = tr.wait(lambda ivs: len(ivs) > now, bcc.vm.scaled(5))[before:]
     assert sent > 0 and loaded, f"no interval reported during {LOAD_S}s of load"
     peak = max(loaded, key=lambda iv: iv.total("net_rx"))
     assert peak.total("net_rx") > 0 and any(iv.total("net_tx") > 0 for iv in loaded)

@@ -4,11 +4,11 @@ address, for IPv4 and IPv6."""
 from __future__ import annotations
 
 import pytest
-from bccnet import Bcc
 
-from bpf import tools
-from fixtures.bcc_traffic import SERVER_COMM
 from knit.topology import Topology
+from suites.bcc.lib import tools
+from suites.bcc.lib.net import Bcc
+from suites.bcc.lib.traffic import SERVER_COMM
 
 PORT = 6001
 BACKLOG = 7
@@ -27,7 +27,7 @@ def test_listen_v4_and_v6(bcc: Bcc, net: Topology) -> None:
             addr = net.addr("ns2", "ns2eth1", family)
             with bcc.server(addr, PORT + i, backlog=BACKLOG, accepts=0) as srv:
                 listeners.append((srv.pid, SERVER_COMM, proto, BACKLOG, PORT + i, addr))
-        tr.wait(lambda evs: len(evs) >= 2, bcc.vm.t(15))
+        tr.wait(lambda evs: len(evs) >= 2, bcc.vm.scaled(15))
     got = [(e.pid, e.comm, e.proto, e.backlog, e.port, e.addr) for e in tr.events
            if e.port in (PORT, PORT + 1)]
     if bcc.variant == "libbpf":  # only libbpf-tools print listen()'s return value

@@ -4,10 +4,10 @@ accepting one, X from each closing one, with their pids, comms and 4-tuples."""
 from __future__ import annotations
 
 import pytest
-from bccnet import Bcc, seen
 
-from bpf import tools
 from knit.topology import Topology
+from suites.bcc.lib import tools
+from suites.bcc.lib.net import Bcc, seen
 
 PORT = 5001
 
@@ -18,10 +18,10 @@ def test_connect_accept_close_v4_and_v6(bcc: Bcc, net: Topology) -> None:
         for i, family in enumerate((4, 6)):
             with bcc.server(net.addr("ns2", "ns2eth1", family), PORT + i) as srv:
                 conns[family], _ = bcc.client(net.addr("ns2", "ns2eth1", family), PORT + i)
-                srv.wait_for(r'"rport"', bcc.vm.t(10))  # accepted before the trace stops
+                srv.wait_for(r'"rport"', bcc.vm.scaled(10))  # accepted before the trace stops
             conns[family] = (conns[family], srv.pid)
         # Each connection: C, A, and an X from both ends.
-        tr.wait(lambda evs: all(len(seen(evs, PORT + i)) >= 4 for i in (0, 1)), bcc.vm.t(15))
+        tr.wait(lambda evs: all(len(seen(evs, PORT + i)) >= 4 for i in (0, 1)), bcc.vm.scaled(15))
     for i, family in enumerate((4, 6)):
         conn, server_pid = conns[family]
         got = seen(tr.events, PORT + i)
@@ -39,8 +39,8 @@ def test_refused_connect_reports_no_connect(bcc: Bcc, net: Topology) -> None:
         refused, raw = bcc.client(dst, PORT)  # nothing listens on ns2's PORT
         with bcc.server(dst, PORT + 1) as srv:  # a good connection marks the end of the trace
             done, _ = bcc.client(dst, PORT + 1)
-            srv.wait_for(r'"rport"', bcc.vm.t(10))
-        tr.wait(lambda evs: len(seen(evs, PORT + 1)) >= 4, bcc.vm.t(15))
+            srv.wait_for(r'"rport"', bcc.vm.scaled(10))
+        tr.wait(lambda evs: len(seen(evs, PORT + 1)) >= 4, bcc.vm.scaled(15))
     assert refused is None, f"connect to an unused port was not refused: {raw}"
     assert [e for e in seen(tr.events, PORT) if e[0] in "CA"] == []
     assert [e[0] for e in seen(tr.events, PORT + 1) if e[0] == "C"] == ["C"]
@@ -52,8 +52,8 @@ def test_pid_filter_shows_only_that_pid(bcc: Bcc, net: Topology) -> None:
         with bcc.trace("tcptracer", "-p", str(srv.pid)) as tr:
             bcc.open_gate(srv)  # accept() from now on, under the attached kretprobe
             conn, _ = bcc.client(dst, PORT)
-            srv.wait_for(r'"rport"', bcc.vm.t(10))
-            tr.wait(lambda evs: len(evs) >= 2, bcc.vm.t(15))
+            srv.wait_for(r'"rport"', bcc.vm.scaled(10))
+            tr.wait(lambda evs: len(evs) >= 2, bcc.vm.scaled(15))
     assert {e.pid for e in tr.events} == {srv.pid}
     assert sorted(seen(tr.events, PORT)) == sorted(
         [conn.as_server("A", srv.pid), conn.as_server("X", srv.pid)])
@@ -64,12 +64,12 @@ def test_netns_filter_shows_only_that_netns(bcc: Bcc, net: Topology) -> None:
         v = tools.package_version("libbpf-tools", bcc.vm.cfg.userspace)
         pytest.skip(f"libbpf-tools tcptracer {v} has no netns filter (only -p -u -C -M)")
     dst = net.addr("ns2", "ns2eth1", 4)
-    inode = bcc.vm.call("fixtures.bcc_traffic:netns_inode", name="ns2")
+    inode = bcc.vm.call("suites.bcc.lib.traffic:netns_inode", name="ns2")
     with bcc.trace("tcptracer", "-N", str(inode)) as tr:
         with bcc.server(dst, PORT) as srv:
             conn, _ = bcc.client(dst, PORT)
-            srv.wait_for(r'"rport"', bcc.vm.t(10))
-        tr.wait(lambda evs: len(seen(evs, PORT)) >= 2, bcc.vm.t(15))
+            srv.wait_for(r'"rport"', bcc.vm.scaled(10))
+        tr.wait(lambda evs: len(seen(evs, PORT)) >= 2, bcc.vm.scaled(15))
     # Only the server's end lives in ns2: its accept and close, none of the client's events.
     assert sorted(seen(tr.events, PORT)) == sorted(
         [conn.as_server("A", srv.pid), conn.as_server("X", srv.pid)])

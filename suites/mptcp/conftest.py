@@ -1,4 +1,4 @@
-"""The `mp` fixture: see fixtures/mptcp_session.py."""
+"""The `mp` fixture: see suites/mptcp/lib/session.py."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from fixtures.mptcp_session import Mptcp
 from knit.vm import VM
+from suites.mptcp.lib.session import Mptcp
 
 
 @pytest.fixture

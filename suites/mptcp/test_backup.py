@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures import mptcp_pm
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import intact, subflow, summary
-from fixtures.mptcp_wire import MpJoin, MpPrio
+from suites.mptcp.lib import pm
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.wire import MpJoin, MpPrio
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 BACKUP = ep("10.0.2.1", "subflow", "backup", id=2, dev="ns1eth2")
@@ -19,11 +18,11 @@ def test_backup_subflow_idle_while_primary_up(mp):
     mp.pm("ns2", subflows=1)
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, reply=1 << 20, wait_subflows=1)
-    assert intact(r) and r["info_end"]["subflows"] == 1, summary(r)
+    assert r.intact and r.info_end["subflows"] == 1, r.summary()
     assert [e.option.backup for e in obs.wire(MpJoin, variant="syn")] == [True]
     obs.check("ns2", MPJoinSynBackupRx=1)
     # Per-subflow counts from the client's tcp_info: a capture drops packets under TCG.
-    sf = {s["local"][0]: s for s in r["subflows_end"]}
+    sf = {s["local"][0]: s for s in r.subflows_end}
     assert sf["10.0.1.1"]["bytes_acked"] >= 1 << 20, sf
     assert only_reinjected(obs, "ns1", "ns2", sf["10.0.2.1"]["data_segs_out"]), sf
     assert only_reinjected(obs, "ns2", "ns1", sf["10.0.2.1"]["data_segs_in"]), sf
@@ -44,29 +43,29 @@ def test_data_moves_to_backup_when_primary_fails(mp):
     down = {"at": 0.3, "ns": "ns1", "argv": ["ip", "link", "set", "ns1eth1", "down"]}
     with mp.observe():  # the pcap and counters for the artifacts
         r = mp.transfer(size=1 << 20, reply=512 << 10, wait_subflows=1, actions=[down])
-    assert intact(r), summary(r)
+    assert r.intact, r.summary()
     # Everything after the failure (70% up, all of the reply) went over the backup: the
     # primary (live, so its counts are final) carried no more than was sent before it went
     # down and none of the reply, and there was no third subflow. The backup's own counts
     # are not final: it can close while the client still reads the reply from the buffer.
-    primary, backup = subflow(r, "10.0.1.1"), subflow(r, "10.0.2.1")
-    assert [sf["local"][0] for sf in r["subflows_end"]] == ["10.0.1.1", "10.0.2.1"], summary(r)
-    assert not primary["gone"] and primary["bytes_received"] == 0, r["subflows_end"]
-    assert primary["bytes_acked"] <= r["actions"][0]["sent"] + 1, r["subflows_end"]  # +SYN
-    assert backup["bytes_acked"] > 0, r["subflows_end"]
+    primary, backup = r.subflow("10.0.1.1"), r.subflow("10.0.2.1")
+    assert [sf["local"][0] for sf in r.subflows_end] == ["10.0.1.1", "10.0.2.1"], r.summary()
+    assert not primary["gone"] and primary["bytes_received"] == 0, r.subflows_end
+    assert primary["bytes_acked"] <= r.actions[0]["sent"] + 1, r.subflows_end  # +SYN
+    assert backup["bytes_acked"] > 0, r.subflows_end
 
 
 def test_mp_prio_on_the_wire(vm, mp):
     mp.pair(paths=2)
     mp.pm("ns1", subflows=1, endpoints=(ep("10.0.2.1", "subflow", id=2, dev="ns1eth2"),))
     mp.pm("ns2", subflows=1)
-    to_backup = {"at": 0.4, "ns": "ns1", "argv": mptcp_pm.change_argv(2, "10.0.2.1", "backup")}
+    to_backup = {"at": 0.4, "ns": "ns1", "argv": pm.change_argv(2, "10.0.2.1", "backup")}
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, rate=256 << 10, wait_subflows=1, actions=[to_backup])
-    assert intact(r), summary(r)
-    assert r["actions"][0]["rc"] == 0, r["actions"][0]["stderr"]
+    assert r.intact, r.summary()
+    assert r.actions[0]["rc"] == 0, r.actions[0]["stderr"]
     prio = obs.wire(MpPrio)
     assert [(e.src, e.option.backup) for e in prio] == [("10.0.2.1", True)], obs.events[-5:]
     obs.check("ns1", MPPrioTx=1)
     obs.check("ns2", MPPrioRx=1)
-    assert mptcp_pm.endpoints(vm, "ns1")[0].get("backup") is True
+    assert pm.endpoints(vm, "ns1")[0].get("backup") is True

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import intact, summary
-from fixtures.mptcp_wire import Dss, MpCapable
-from fixtures.ss import parse_ss
+from suites.mptcp.lib import traffic
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.ss import parse_ss
+from suites.mptcp.lib.wire import Dss, MpCapable
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 
@@ -16,18 +16,18 @@ pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 @pytest.mark.parametrize("enabled", ["1", "0"], ids=["on", "off"])
 def test_enabled_sysctl(vm, mp, enabled):
     mp.pair(paths=1, ns1={"net.mptcp.enabled": enabled})
-    err = vm.call("fixtures.mptcp_traffic:socket_error", ns="ns1")
+    err = vm.call(traffic.socket_error, ns="ns1")
     # RHEL guide: with net.mptcp.enabled=0 socket(..., IPPROTO_MPTCP) fails.
     assert err == (None if enabled == "1" else "ENOPROTOOPT")
     # The switch is per netns: ns2 keeps its default.
-    assert vm.call("fixtures.mptcp_traffic:socket_error", ns="ns2") is None
+    assert vm.call(traffic.socket_error, ns="ns2") is None
 
 
 def test_mp_capable_handshake_counters(mp):
     mp.pair(paths=1)
     with mp.observe() as obs:
         r = mp.transfer(size=256 << 10)
-    assert intact(r) and r["mptcp"] and r["server"]["mptcp"], summary(r)
+    assert r.intact and r.mptcp and r.server["mptcp"], r.summary()
     assert obs.counts("ns1", "MPCapableSYNTX", "MPCapableSYNACKRX") == \
         {"MPCapableSYNTX": 1, "MPCapableSYNACKRX": 1}
     assert obs.counts("ns2", "MPCapableSYNRX", "MPCapableACKRX") == \
@@ -40,10 +40,10 @@ def test_mp_capable_handshake_counters(mp):
 def test_ss_shows_tcp_ulp_mptcp(mp):
     mp.pair(paths=1)
     r = mp.transfer(size=128 << 10, probes=[["ss", "-tniH", "state", "established"]])
-    assert intact(r), summary(r)
-    socks = parse_ss(r["probes"][0]["stdout"])
+    assert r.intact, r.summary()
+    socks = parse_ss(r.probes[0]["stdout"])
     mine = [s for s in socks if s.peer_port == 10000]
-    assert len(mine) == 1 and mine[0].ulp == "mptcp", r["probes"][0]["stdout"]
+    assert len(mine) == 1 and mine[0].ulp == "mptcp", r.probes[0]["stdout"]
 
 
 @pytest.mark.parametrize("server", ["mptcp_disabled", "plain_tcp"])
@@ -54,8 +54,8 @@ def test_fallback_to_tcp(mp, server):
     with mp.observe() as obs:
         r = mp.transfer(size=512 << 10, reply=64 << 10,
                         server_mptcp=server == "mptcp_disabled")
-    assert intact(r), summary(r)
-    assert not r["mptcp"] and not r["server"]["mptcp"], summary(r)
+    assert r.intact, r.summary()
+    assert not r.mptcp and not r.server["mptcp"], r.summary()
     # No subflow is tried on a TCP connection (MPJoinSynTx is newer than 6.1).
     obs.check("ns1", MPCapableFallbackSYNACK=1, MPJoinSynTx=0)
     syn = obs.wire(MpCapable, variant="syn")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import intact, summary
-from fixtures.mptcp_wire import AddAddr, MpCapable, MpJoin
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.wire import AddAddr, MpCapable, MpJoin
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP", "CONFIG_MPTCP_IPV6")
 
@@ -18,7 +17,7 @@ def test_ipv6_subflow_and_signal(mp):
     mp.pm("ns2", subflows=2, endpoints=(ep("dead:beef:3::2", "signal"),))
     with mp.observe() as obs:
         r = mp.transfer("dead:beef:1::2", size=1 << 20, reply=256 << 10, wait_subflows=2)
-    assert intact(r) and r["info_end"]["subflows"] == 2, summary(r)
+    assert r.intact and r.info_end["subflows"] == 2, r.summary()
     assert [e.option.ipver for e in obs.wire(AddAddr, echo=False)] == [6]
     # One join from the endpoint to the initial address, one to the announced address
     # (from whatever source the v6 route picks).
@@ -35,8 +34,8 @@ def test_v4_mapped(mp):
     with mp.observe() as obs:
         r = mp.transfer("::ffff:10.0.1.2", server_bind="::", v6only=False, size=1 << 20,
                         wait_subflows=1)
-    assert intact(r) and r["info_end"]["subflows"] == 1, summary(r)
-    assert r["local"][0] == "::ffff:10.0.1.1" and r["server"]["peer"][0] == "::ffff:10.0.1.1"
+    assert r.intact and r.info_end["subflows"] == 1, r.summary()
+    assert r.local[0] == "::ffff:10.0.1.1" and r.server["peer"][0] == "::ffff:10.0.1.1"
     # On the wire a v4-mapped connection is plain IPv4, and so is its join.
     assert [e.dst for e in obs.wire(MpJoin, variant="syn")] == ["10.0.2.2"]
     assert [e.src for e in obs.wire(MpCapable, variant="syn")] == ["10.0.1.1"]
@@ -57,6 +56,6 @@ def test_mixed_v4_v6_subflows(mp, sock, expect, total):
     with mp.observe() as obs:
         r = mp.transfer(connect, server_bind="::", v6only=False, size=512 << 10,
                         wait_subflows=total)
-    assert intact(r) and r["info_end"]["subflows"] == total, summary(r)
+    assert r.intact and r.info_end["subflows"] == total, r.summary()
     joins = obs.wire(MpJoin, variant="syn", dst=other)
     assert len(joins) == expect, [(e.src, e.dst) for e in obs.wire(MpJoin)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mptcp_session import bytes_on, client_eps, intact, summary
+from suites.mptcp.lib.session import client_eps
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 
@@ -19,8 +19,8 @@ def test_link_down_mid_transfer(mp, failing, surviving):
     down = {"at": 0.3, "ns": "ns1", "argv": ["ip", "link", "set", failing, "down"]}
     with mp.observe() as obs:
         r = mp.transfer(size=2 << 20, reply=512 << 10, wait_subflows=1, actions=[down])
-    assert r["actions"][0]["rc"] == 0, r["actions"]
-    assert intact(r), summary(r)
+    assert r.actions[0]["rc"] == 0, r.actions
+    assert r.intact, r.summary()
     # The surviving path carried at least what was left after the failure.
-    assert bytes_on(r, surviving) >= int(0.7 * (2 << 20)), r["subflows_end"]
+    assert r.bytes_on(surviving) >= int(0.7 * (2 << 20)), r.subflows_end
     assert obs.count("ns1", "MPCapableSYNTX") == 1          # one connection, not a retry

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures import mptcp_pm
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import client_eps, intact, summary
-from fixtures.mptcp_wire import RemoveAddr
+from suites.mptcp.lib import pm
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.session import client_eps
+from suites.mptcp.lib.wire import RemoveAddr
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 
@@ -16,12 +16,12 @@ def test_rm_addr_from_server_mid_transfer(mp):
     mp.pair(paths=2)
     mp.pm("ns2", subflows=1, endpoints=(ep("10.0.2.2", "signal", id=5),))
     mp.pm("ns1", subflows=1, add_addr_accepted=1)
-    delete = {"at": 0.4, "ns": "ns2", "argv": mptcp_pm.delete_argv(5)}
+    delete = {"at": 0.4, "ns": "ns2", "argv": pm.delete_argv(5)}
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, rate=256 << 10, wait_subflows=1, actions=[delete])
-    assert intact(r), summary(r)
-    assert r["actions"][0]["rc"] == 0 and r["info_start"]["subflows"] == 1
-    assert r["info_end"]["subflows"] == 0, summary(r)
+    assert r.intact, r.summary()
+    assert r.actions[0]["rc"] == 0 and r.info_start["subflows"] == 1
+    assert r.info_end["subflows"] == 0, r.summary()
     assert [e.option.address_ids for e in obs.wire(RemoveAddr)] == [(5,)]
     # RmSubflow counts on the side that removed its own endpoint (upstream's "invert").
     obs.check("ns1", RmAddr=1)
@@ -33,12 +33,12 @@ def test_subflow_endpoint_deleted_mid_transfer(mp):
     mp.pair(paths=3)
     mp.pm("ns1", subflows=2, endpoints=client_eps(2))
     mp.pm("ns2", subflows=2)
-    first = mptcp_pm.endpoints(mp.vm, "ns1")[0]["id"]       # 10.0.2.1
-    delete = {"at": 0.4, "ns": "ns1", "argv": mptcp_pm.delete_argv(first)}
+    first = pm.endpoints(mp.vm, "ns1")[0]["id"]       # 10.0.2.1
+    delete = {"at": 0.4, "ns": "ns1", "argv": pm.delete_argv(first)}
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, rate=256 << 10, wait_subflows=2, actions=[delete])
-    assert intact(r), summary(r)
-    assert r["info_end"]["subflows"] == 1, summary(r)
+    assert r.intact, r.summary()
+    assert r.info_end["subflows"] == 1, r.summary()
     assert [e.option.address_ids for e in obs.wire(RemoveAddr)] == [(first,)]
     obs.check("ns1", RmAddrTx=1, RmSubflow=1)
     obs.check("ns2", RmAddr=1)
@@ -50,12 +50,12 @@ def test_endpoint_flush_mid_transfer(vm, mp):
     mp.pair(paths=4)
     mp.pm("ns1", subflows=3, endpoints=client_eps(3))
     mp.pm("ns2", subflows=3)
-    flush = {"at": 0.4, "ns": "ns1", "argv": mptcp_pm.flush_argv()}
+    flush = {"at": 0.4, "ns": "ns1", "argv": pm.flush_argv()}
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, rate=256 << 10, wait_subflows=3, actions=[flush])
-    assert intact(r), summary(r)
-    assert r["info_start"]["subflows"] == 3 and r["info_end"]["subflows"] == 0, summary(r)
-    assert mptcp_pm.endpoints(vm, "ns1") == []
+    assert r.intact, r.summary()
+    assert r.info_start["subflows"] == 3 and r.info_end["subflows"] == 0, r.summary()
+    assert pm.endpoints(vm, "ns1") == []
     # Flushing `subflow` endpoints closes their subflows; 6.12 sends no RM_ADDR for them.
     assert len(obs.pm("ns1", "SF_CLOSED")) == 3, obs.pm("ns1")
     obs.check("ns1", RmSubflow=3)
@@ -65,12 +65,12 @@ def test_endpoint_add_change_delete(vm, mp):
     mp.pair(paths=3)
     mp.pm("ns1", endpoints=(ep("10.0.2.1", "subflow", id=7, dev="ns1eth2"),
                             ep("10.0.3.1", "signal", "backup", id=8, port=10200)))
-    eps = {e["id"]: e for e in mptcp_pm.endpoints(vm, "ns1")}
+    eps = {e["id"]: e for e in pm.endpoints(vm, "ns1")}
     assert eps[7] == {"address": "10.0.2.1", "id": 7, "subflow": True, "dev": "ns1eth2"}
     assert eps[8]["port"] == 10200 and eps[8]["signal"] and eps[8]["backup"]
-    vm.run(mptcp_pm.change_argv(7, "backup"), ns="ns1")
-    assert mptcp_pm.endpoints(vm, "ns1")[0].get("backup") is True
-    vm.run(mptcp_pm.delete_argv(7), ns="ns1")
-    assert [e["id"] for e in mptcp_pm.endpoints(vm, "ns1")] == [8]
-    vm.run(mptcp_pm.flush_argv(), ns="ns1")
-    assert mptcp_pm.endpoints(vm, "ns1") == []
+    vm.run(pm.change_argv(7, "backup"), ns="ns1")
+    assert pm.endpoints(vm, "ns1")[0].get("backup") is True
+    vm.run(pm.delete_argv(7), ns="ns1")
+    assert [e["id"] for e in pm.endpoints(vm, "ns1")] == [8]
+    vm.run(pm.flush_argv(), ns="ns1")
+    assert pm.endpoints(vm, "ns1") == []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import intact, server_eps, summary
-from fixtures.mptcp_wire import AddAddr, MpJoin
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.session import server_eps
+from suites.mptcp.lib.wire import AddAddr, MpJoin
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 
@@ -18,13 +18,13 @@ def test_add_addr_accepted_up_to_limit(mp, accepted):
     mp.pm("ns1", subflows=3, add_addr_accepted=accepted)
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, wait_subflows=accepted)
-    assert intact(r), summary(r)
-    if r["info_end"]["add_addr_accepted"] > accepted and accept_race(obs, accepted):
+    assert r.intact, r.summary()
+    if r.info_end["add_addr_accepted"] > accepted and accept_race(obs, accepted):
         pytest.xfail(f"kernel race: ADD_ADDR #{accepted + 1} arrived while the PM worker "
                      f"was connecting for #{accepted} (pm.lock dropped, accept_addr still "
-                     f"set), so {r['info_end']['add_addr_accepted']} were accepted")
-    assert r["info_end"]["subflows"] == accepted, summary(r)
-    assert r["info_end"]["add_addr_accepted"] == accepted
+                     f"set), so {r.info_end['add_addr_accepted']} were accepted")
+    assert r.info_end["subflows"] == accepted, r.summary()
+    assert r.info_end["add_addr_accepted"] == accepted
     obs.check("ns1", AddAddr=3, MPJoinSynAckRx=accepted)
     # An ADD_ADDR that arrives while the PM still handles the previous one is dropped
     # (AddAddrDrop) and not echoed; every other one is echoed.
@@ -53,7 +53,7 @@ def test_add_addr_with_port(mp):
     mp.pm("ns1", subflows=1, add_addr_accepted=1)
     with mp.observe() as obs:
         r = mp.transfer(size=512 << 10, wait_subflows=1)
-    assert intact(r) and r["info_end"]["subflows"] == 1, summary(r)
+    assert r.intact and r.info_end["subflows"] == 1, r.summary()
     assert [(str(e.option.address), e.option.port) for e in obs.wire(AddAddr, echo=False)] \
         == [("10.0.2.2", 10100)]
     assert [e.dport for e in obs.wire(MpJoin, variant="syn")] == [10100]
@@ -79,7 +79,7 @@ def test_add_addr_retransmitted_then_times_out(mp):
     with mp.observe() as obs:
         # Paced to ~6 s: the connection outlives 1 + 3 retransmissions 1 s apart.
         r = mp.transfer(size=768 << 10, rate=128 << 10)
-    assert intact(r), summary(r)
+    assert r.intact, r.summary()
     sent = obs.wire(AddAddr, echo=False)
     assert len(sent) == 4, [e.time for e in sent]
     gaps = [b.time - a.time for a, b in zip(sent, sent[1:], strict=False)]

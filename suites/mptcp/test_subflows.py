@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures import mptcp_pm
-from fixtures.mptcp_session import client_eps, intact, summary
-from fixtures.mptcp_wire import MpJoin
-from fixtures.ss import parse_ss
+from suites.mptcp.lib import pm
+from suites.mptcp.lib.session import client_eps
+from suites.mptcp.lib.ss import parse_ss
+from suites.mptcp.lib.wire import MpJoin
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 
@@ -20,11 +20,11 @@ def test_subflow_endpoints(mp, n):
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, reply=256 << 10, wait_subflows=n,
                         probes=[["ss", "-MniH"]])
-    assert intact(r), summary(r)
+    assert r.intact, r.summary()
     # MPTCP_INFO (what inet_diag/ss -M read) counts the extra subflows.
-    assert r["info_end"]["subflows"] == n, summary(r)
-    msk = [s for s in parse_ss(r["probes"][0]["stdout"]) if s.peer_port == 10000]
-    assert len(msk) == 1 and msk[0].num("subflows") == n, r["probes"][0]["stdout"]
+    assert r.info_end["subflows"] == n, r.summary()
+    msk = [s for s in parse_ss(r.probes[0]["stdout"]) if s.peer_port == 10000]
+    assert len(msk) == 1 and msk[0].num("subflows") == n, r.probes[0]["stdout"]
     obs.check("ns1", MPJoinSynAckRx=n, MPJoinSynTx=n)
     obs.check("ns2", MPJoinSynRx=n, MPJoinAckRx=n)
     joins = sorted(e.src for e in obs.wire(MpJoin, variant="syn"))
@@ -39,11 +39,11 @@ def test_limits_enforced(vm, mp, side):
     mp.pm("ns1", subflows=1 if side == "client" else 3, endpoints=client_eps(3))
     mp.pm("ns2", subflows=1 if side == "server" else 3)
     limited = "ns1" if side == "client" else "ns2"
-    assert mptcp_pm.limits(vm, limited) == {"add_addr_accepted": 0, "subflows": 1}
+    assert pm.limits(vm, limited) == {"add_addr_accepted": 0, "subflows": 1}
     with mp.observe() as obs:
         r = mp.transfer(size=512 << 10, wait_subflows=1)
-    assert intact(r), summary(r)
-    assert r["info_end"]["subflows"] == 1, summary(r)
+    assert r.intact, r.summary()
+    assert r.info_end["subflows"] == 1, r.summary()
     obs.check("ns2", MPJoinAckRx=1)
     syns = obs.wire(MpJoin, variant="syn")
     # The client never tries past its own limit; the server refuses joins past its

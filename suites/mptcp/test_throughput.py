@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import intact, routed, summary
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.session import routed
 
 pytestmark = [pytest.mark.kconfig("CONFIG_MPTCP", "CONFIG_NET_SCH_NETEM"), pytest.mark.slow]
 
@@ -19,10 +19,10 @@ def test_two_subflows_beat_one(mp):
     mp.pm("ns1", subflows=1, add_addr_accepted=1)
     mp.pm("ns2", subflows=1)
     single = mp.transfer("10.1.1.2", size=1 << 20)
-    assert intact(single) and single["info_end"]["subflows"] == 0, summary(single)
+    assert single.intact and single.info_end["subflows"] == 0, single.summary()
     mp.pm("ns2", endpoints=(ep("10.1.2.2", "signal"),))
     with mp.observe(capture="r"):
         double = mp.transfer("10.1.1.2", size=1 << 20, wait_subflows=1)
-    assert intact(double) and double["info_end"]["subflows"] == 1, summary(double)
-    assert double["upload_seconds"] < 0.8 * single["upload_seconds"], \
-        (single["upload_seconds"], double["upload_seconds"])
+    assert double.intact and double.info_end["subflows"] == 1, double.summary()
+    assert double.upload_seconds < 0.8 * single.upload_seconds, \
+        (single.upload_seconds, double.upload_seconds)

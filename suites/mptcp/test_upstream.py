@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.mptcp_pm import ep
-from fixtures.mptcp_session import intact, summary
-from fixtures.mptcp_wire import Dss, MpCapable, MpFastclose, MpJoin
 from knit.kernels import version_key
+from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.wire import Dss, MpCapable, MpFastclose, MpJoin
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 
@@ -21,7 +20,7 @@ def test_fullmesh_2x2(mp, knit_kernel):
     mp.pm("ns2", subflows=4, endpoints=(ep("10.0.4.2", "signal"),))
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, wait_subflows=4)
-    assert intact(r) and r["info_end"]["subflows"] == 4, summary(r)
+    assert r.intact and r.info_end["subflows"] == 4, r.summary()
     pairs = sorted((e.src, e.dst) for e in obs.wire(MpJoin, variant="syn"))
     if len(set(pairs)) < len(pairs) and version_key(knit_kernel.version) < version_key("6.12"):
         # Seen on 6.1.0-56: the ADD_ADDR's joins and the endpoint's joins overlap, one pair
@@ -35,7 +34,7 @@ def test_bind_client_to_chosen_address(mp):
     mp.pair(paths=3)
     with mp.observe() as obs:
         r = mp.transfer("10.0.1.2", client_bind="10.0.3.1", size=256 << 10)
-    assert intact(r) and r["local"][0] == "10.0.3.1", summary(r)
+    assert r.intact and r.local[0] == "10.0.3.1", r.summary()
     assert [e.src for e in obs.wire(MpCapable, variant="syn")] == ["10.0.3.1"]
 
 
@@ -46,8 +45,8 @@ def test_bind_server_to_one_address_refuses_joins_elsewhere(mp):
     mp.pm("ns1", subflows=1, add_addr_accepted=1)
     with mp.observe() as obs:
         r = mp.transfer("10.0.2.2", server_bind="10.0.2.2", size=512 << 10)
-    assert intact(r) and r["mptcp"], summary(r)
-    assert r["info_end"]["subflows"] == 0, summary(r)
+    assert r.intact and r.mptcp, r.summary()
+    assert r.info_end["subflows"] == 0, r.summary()
     obs.check("ns2", MPJoinAckRx=0)
     assert [e.dst for e in obs.wire(MpJoin, variant="syn")] in ([], ["10.0.3.2"])
 
@@ -59,7 +58,7 @@ def test_checksum(mp, client, server):
             ns2={"net.mptcp.checksum_enabled": server})
     with mp.observe() as obs:
         r = mp.transfer(size=512 << 10, reply=128 << 10)
-    assert intact(r) and r["info_end"]["csum_enabled"] == 1, summary(r)
+    assert r.intact and r.info_end["csum_enabled"] == 1, r.summary()
     flags = {e.option.variant: e.option.checksum_required for e in obs.wire(MpCapable)}
     assert flags["syn"] == (client == "1") and flags["synack"] == (server == "1")
     maps = [e.option for e in obs.wire(Dss) if e.option.has_map]
@@ -75,7 +74,7 @@ def test_syncookies(mp):
     mp.pm("ns2", subflows=1)
     with mp.observe() as obs:
         r = mp.transfer(size=512 << 10, wait_subflows=1)
-    assert intact(r) and r["mptcp"] and r["info_end"]["subflows"] == 1, summary(r)
+    assert r.intact and r.mptcp and r.info_end["subflows"] == 1, r.summary()
     assert obs.tcp("ns2", "TcpExtSyncookiesSent") == 2
     assert obs.tcp("ns2", "TcpExtSyncookiesRecv") == 2
     obs.check("ns2", MPCapableACKRX=1, MPJoinAckRx=1)
@@ -89,7 +88,7 @@ def test_deny_join_id0(mp):
     mp.pm("ns2", subflows=1)
     with mp.observe() as obs:
         r = mp.transfer(size=512 << 10)
-    assert intact(r) and r["mptcp"] and r["info_end"]["subflows"] == 0, summary(r)
+    assert r.intact and r.mptcp and r.info_end["subflows"] == 0, r.summary()
     synack = obs.wire(MpCapable, variant="synack")
     assert len(synack) == 1 and synack[0].option.deny_join_id0
     assert not obs.wire(MpJoin)
@@ -103,8 +102,8 @@ def test_fastclose(mp):
     mp.pm("ns2", subflows=1)
     with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, wait_subflows=1, abort_at=0.5)
-    assert r["sent"] < r["size"] and r["server"].get("received", 0) < r["size"], summary(r)
-    assert r["server"].get("reset"), summary(r)
+    assert r.sent < r.size and r.server.get("received", 0) < r.size, r.summary()
+    assert r.server.get("reset"), r.summary()
     # 6.12 sends MP_FASTCLOSE on every subflow, 6.1 on the first one only; each one
     # on the wire is counted, and the first to arrive kills the peer.
     fc = sorted(e.src for e in obs.wire(MpFastclose))
@@ -122,6 +121,6 @@ def test_userspace_pm_ignores_kernel_endpoints(mp):
     mp.pm("ns2", subflows=1)
     with mp.observe() as obs:
         r = mp.transfer(size=512 << 10)
-    assert intact(r) and r["mptcp"] and r["info_end"]["subflows"] == 0, summary(r)
+    assert r.intact and r.mptcp and r.info_end["subflows"] == 0, r.summary()
     assert not obs.wire(MpJoin)
     assert [e.kind for e in obs.pm("ns1")][:2] == ["CREATED", "ESTABLISHED"]

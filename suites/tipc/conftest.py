@@ -2,7 +2,7 @@
 
 TIPC is per network namespace: each netns is one TIPC node whose identity is its netns
 name (so link names read ``tipc1:eth1-tipc2:eth1``). Topologies and the `tipc` wrapper
-live in tipcnet.py.
+live in suites.tipc.lib.net.py.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from tipcnet import Tipc, link, three_on_bridge, two_nodes, two_paths
 
-from knit import tipc as parse
 from knit.topology import Topology
 from knit.vm import VM
+from suites.tipc.lib import parsers as parse
+from suites.tipc.lib.net import Tipc, link, three_on_bridge, two_nodes, two_paths
 
 
 @dataclass
@@ -47,7 +47,7 @@ def _up(tipc: Tipc, vm: VM, devs: dict[str, list[str]],
     for ns in devs:
         want = {link(a, ai, b, bi): "up" for a, ai, b, bi in links if a == ns}
         want |= {link(b, bi, a, ai): "up" for a, ai, b, bi in links if b == ns}
-        tipc.wait_links(ns, want, vm.t(10))
+        tipc.wait_links(ns, want, vm.scaled(10))
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ Each netns is one TIPC node; identities equal the netns names (see conftest.py).
 from __future__ import annotations
 
 import pytest
-from tipcnet import link, two_nodes, two_paths
 
-from knit.tipc import (
+from suites.tipc.lib.net import link, two_nodes, two_paths
+from suites.tipc.lib.parsers import (
     BROADCAST_LINK,
     TIPC_LINK_STATE,
     TIPC_NODE_STATE,
@@ -31,7 +31,7 @@ def test_node_identity_set_get_address_and_hash(vm, topo, tipc):
     # The address (= hash) is taken after the address trial, once a bearer is up.
     tipc.enable_eth("tipc1", "eth1")
     tipc.enable_eth("tipc2", "eth1")
-    tipc.wait_links("tipc1", {link("knit-a", "eth1", "knit-b", "eth1"): "up"}, vm.t(10))
+    tipc.wait_links("tipc1", {link("knit-a", "eth1", "knit-b", "eth1"): "up"}, vm.scaled(10))
     me = tipc.identity("tipc1")
     assert me.hash == tipc.address("tipc1") == node_hash("knit-a")
     # The peer knows us by the same identity and hash.
@@ -47,7 +47,7 @@ def test_eth_bearer_link_up_within_tolerance(vm, topo, tipc):
         tipc.enable_eth(ns, "eth1")
         assert tipc.bearers(ns) == [Bearer("eth", "eth1")]
     # The guide's format: nodeA:if-nodeB:if, mirrored on the peer.
-    links = tipc.wait_links("tipc1", {"tipc1:eth1-tipc2:eth1": "up"}, vm.t(tolerance))
+    links = tipc.wait_links("tipc1", {"tipc1:eth1-tipc2:eth1": "up"}, vm.scaled(tolerance))
     assert links == {BROADCAST_LINK: "up", "tipc1:eth1-tipc2:eth1": "up"}
     assert tipc.links("tipc2") == {BROADCAST_LINK: "up", "tipc2:eth1-tipc1:eth1": "up"}
     name = parse_link_name("tipc1:eth1-tipc2:eth1")
@@ -64,8 +64,8 @@ def test_udp_bearer_link_up(vm, topo, tipc):
         tipc.enable_udp(ns, "u1", local, remote)
         assert tipc.bearers(ns) == [Bearer("udp", "u1")]
     # About 4 s under TCG on 6.12 (DESIGN notes); the udp link name uses the bearer name.
-    tipc.wait_links("tipc1", {link("tipc1", "u1", "tipc2", "u1"): "up"}, vm.t(6))
-    tipc.wait_links("tipc2", {link("tipc2", "u1", "tipc1", "u1"): "up"}, vm.t(6))
+    tipc.wait_links("tipc1", {link("tipc1", "u1", "tipc2", "u1"): "up"}, vm.scaled(6))
+    tipc.wait_links("tipc2", {link("tipc2", "u1", "tipc1", "u1"): "up"}, vm.scaled(6))
 
 
 def test_nametable_reserved_types(trio, tipc):
@@ -98,10 +98,10 @@ def test_nametable_user_publications_appear_and_disappear(vm, trio, tipc):
         cluster_pub = (18800, 10, 19, "cluster", "tipc2")
         for ns in trio.nodes:      # cluster scope reaches every node, node scope stays home
             want = [cluster_pub] + ([(18801, 5, 5, "node", "tipc2")] if ns == "tipc2" else [])
-            tipc.wait(lambda ns=ns: user(ns), lambda v, w=want: sorted(v) == w, vm.t(5),
+            tipc.wait(lambda ns=ns: user(ns), lambda v, w=want: sorted(v) == w, vm.scaled(5),
                       f"publications in {ns}")
     for ns in trio.nodes:          # closing the sockets withdraws both everywhere
-        tipc.wait(lambda ns=ns: user(ns), lambda v: v == [], vm.t(5), f"withdrawal in {ns}")
+        tipc.wait(lambda ns=ns: user(ns), lambda v: v == [], vm.scaled(5), f"withdrawal in {ns}")
 
 
 def test_bearer_limits(vm, topo, tipc):

@@ -6,17 +6,17 @@ import json
 import time
 
 import pytest
-from tipcnet import link
 
-from fixtures.tipc_sock import TIPC_PUBLISHED, TIPC_WITHDRAWN, event_from_json
-from knit.tipc import TIPC_NODE_STATE
+from suites.tipc.lib.net import link
+from suites.tipc.lib.parsers import TIPC_NODE_STATE
+from suites.tipc.lib.sock import TIPC_PUBLISHED, TIPC_WITHDRAWN, event_from_json
 
 pytestmark = pytest.mark.kconfig("CONFIG_TIPC")
 DESTROY = "knit.guest.netns:destroy"
 
 
 def progress(text: str, key: str) -> int:
-    """The last value of `key` in a fixtures.tipc_sock role's JSON lines (0 if none)."""
+    """The last value of `key` in a suites.tipc.lib.sock role's JSON lines (0 if none)."""
     vals = [d[key] for d in map(json.loads, text.splitlines()) if key in d]
     return vals[-1] if vals else 0
 
@@ -24,7 +24,7 @@ def progress(text: str, key: str) -> int:
 def test_failover_keeps_messages_flowing(vm, dual, tipc):
     """The traffic is multicast over the broadcast link, so it crosses the bearers as real
     packets: unicast data between netns on one host skips the links (see
-    fixtures.tipc_sock.rdm_socket). A link whose device goes down is removed at once,
+    suites.tipc.lib.sock.rdm_socket). A link whose device goes down is removed at once,
     so the eth1 link leaves the list instead of showing "down"."""
     l1, l2 = link("tipc1", "eth1", "tipc2", "eth1"), link("tipc1", "eth2", "tipc2", "eth2")
     with vm.spawn(tipc.sock("sink", "--type", 18892, "--instance", 1), ns="tipc2",
@@ -32,19 +32,19 @@ def test_failover_keeps_messages_flowing(vm, dual, tipc):
          vm.spawn(tipc.sock("source", "--type", 18892, "--instance", 1, "--interval", 0.005,
                             "--every", 20, "--broadcast"), ns="tipc1", ready='"sent"') as src:
         vm.run(["ip", "link", "set", "eth1", "down"], ns="tipc1")
-        tipc.wait_links("tipc1", {l1: None, l2: "up"}, vm.t(5))
+        tipc.wait_links("tipc1", {l1: None, l2: "up"}, vm.scaled(5))
         at_down = progress(src.output().stdout, "sent")
         # Messages keep flowing over eth2 while eth1 is down.
         tipc.wait(lambda: progress(src.output().stdout, "sent"), lambda n: n >= at_down + 100,
-                  vm.t(10), "messages sent after eth1 went down")
+                  vm.scaled(10), "messages sent after eth1 went down")
         vm.run(["ip", "link", "set", "eth1", "up"], ns="tipc1")
-        tipc.wait_links("tipc1", {l1: "up", l2: "up"}, vm.t(10))
-        tipc.wait_links("tipc2", {link("tipc2", "eth1", "tipc1", "eth1"): "up"}, vm.t(10))
+        tipc.wait_links("tipc1", {l1: "up", l2: "up"}, vm.scaled(10))
+        tipc.wait_links("tipc2", {link("tipc2", "eth1", "tipc1", "eth1"): "up"}, vm.scaled(10))
         at_up = progress(src.output().stdout, "sent")
         tipc.wait(lambda: progress(src.output().stdout, "sent"), lambda n: n >= at_up + 100,
-                  vm.t(10), "messages sent after eth1 came back")
+                  vm.scaled(10), "messages sent after eth1 came back")
         src.stop()
-        summary = json.loads(sink.wait_for('"summary"', vm.t(10)).splitlines()[-1])
+        summary = json.loads(sink.wait_for('"summary"', vm.scaled(10)).splitlines()[-1])
     sent = progress(src.result.stdout, "sent")
     assert summary["ended"] and summary["missing"] == [] and summary["duplicated"] == []
     assert summary["received"] == sent and summary["reordered"] == 0
@@ -57,7 +57,7 @@ def test_link_down_when_peer_netns_disappears(vm, trio, tipc):
     gone, stays = link("tipc1", "eth1", "tipc3", "eth1"), link("tipc1", "eth1", "tipc2", "eth1")
     tolerance = tipc.stats("tipc1")[gone].tolerance / 1000
     vm.call(DESTROY, names=["tipc3"])
-    tipc.wait_links("tipc1", {gone: "down", stays: "up"}, vm.t(tolerance) + vm.t(1))
+    tipc.wait_links("tipc1", {gone: "down", stays: "up"}, vm.scaled(tolerance) + vm.scaled(1))
     states = {n.identity: n.state for n in tipc.nodes("tipc1")}
     assert states == {"tipc2": "up", "tipc3": "down"}
 
@@ -67,9 +67,9 @@ def test_topology_service_node_down_event(vm, trio, tipc):
     with vm.spawn(tipc.sock("subscribe", "--type", TIPC_NODE_STATE, "--lower", 0,
                             "--upper", 0xFFFFFFFF), ns="tipc1", ready="ready") as sub:
         # A new subscription first reports every node already up, tipc3 included.
-        sub.wait_for(f'"found_lower": {t3}', vm.t(5))
+        sub.wait_for(f'"found_lower": {t3}', vm.scaled(5))
         vm.call(DESTROY, names=["tipc3"])
-        sub.wait_for('"withdrawn"', vm.t(10))
+        sub.wait_for('"withdrawn"', vm.scaled(10))
     events = [event_from_json(json.loads(line)["event"])
               for line in sub.result.stdout.splitlines() if '"event"' in line]
     assert sorted(e.found_lower for e in events if e.event == TIPC_PUBLISHED) == \
@@ -87,6 +87,6 @@ def test_link_down_after_tolerance_when_peer_goes_silent(vm, trio, tipc):
     vm.run(["ip", "link", "set", "p3", "down"], ns="tipcsw")
     cut = time.monotonic()
     assert tipc.links("tipc1")[gone] == "up"           # no reset: nobody told tipc1
-    tipc.wait_links("tipc1", {gone: "down", stays: "up"}, vm.t(3) + vm.t(1))
+    tipc.wait_links("tipc1", {gone: "down", stays: "up"}, vm.scaled(3) + vm.scaled(1))
     # Host-side time undercounts the guest's by at most the latency of one vm.run.
     assert time.monotonic() - cut > 1.5

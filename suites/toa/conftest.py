@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.toa_impl import ALLOW, BPF_SRC, Toa, bpf_attached, selected, sha256
-from fixtures.toa_net import SOCKOPS_TOA_ADDR, ToaNet, topology
 from knit import kbuild, requirements
 from knit.kernels import Kernel
+from knit.paths import ROOT
 from knit.vm import VM
+from suites.toa.lib.impl import ALLOW, BPF_SRC, Toa, bpf_attached, selected, sha256
+from suites.toa.lib.net import SOCKOPS_TOA_ADDR, ToaNet, topology
 
-ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_SRC = ROOT / "kmod" / "toa"
 _BUILDS: dict[tuple[str, str], dict] = {}
 _OVERHEAD: dict[str, dict] = {}
@@ -47,7 +47,7 @@ def _guest_bytecode() -> None:
     """Byte-compile the guest-side modules on the host: each vm.call is a fresh fork that
     imports them, and compiling under TCG costs ~0.3 s a module (PYTHONDONTWRITEBYTECODE is
     set for the agent, so the guest never keeps its own .pyc)."""
-    for d in (ROOT / "fixtures", ROOT / "knit" / "guest"):
+    for d in (ROOT / "suites" / "toa" / "lib", ROOT / "knit" / "guest"):
         compileall.compile_dir(d, quiet=1, maxlevels=0)
 
 
@@ -147,7 +147,7 @@ def toa_sockops(vm: VM) -> Iterator[dict]:
         obj = kbuild.build_bpf(ROOT / "bpf" / "toa_sockops" / "toa_sockops.bpf.c")
     except kbuild.BuildError as e:
         pytest.fail(str(e), pytrace=False)
-    state = vm.call("fixtures.toa_bpf:attach", obj=str(obj.path), addr=SOCKOPS_TOA_ADDR)
+    state = vm.call("suites.toa.lib.bpf:attach", obj=str(obj.path), addr=SOCKOPS_TOA_ADDR)
     yield state
     if not vm.dirty:
-        vm.call("fixtures.toa_bpf:detach", state=state)
+        vm.call("suites.toa.lib.bpf:detach", state=state)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import toa_stats
-from fixtures.toa_impl import BPF_PROGS, Toa
-from fixtures.toa_net import SRV4, Conn, ToaNet
-from fixtures.toa_wire import toa
 from knit import kbuild, kernels
 from knit.kernels import Kernel
 from knit.vm import VM
+from suites.toa.lib import stats as toa_stats
+from suites.toa.lib.impl import BPF_PROGS, Toa
+from suites.toa.lib.net import SRV4, Conn, ToaNet
+from suites.toa.lib.wire import toa
 
 A = ("203.0.113.7", 4242)
 B = ("203.0.113.99", 31337)
@@ -32,13 +32,13 @@ def test_built_for_the_guest_kernel_and_loaded(vm: VM, toa: Toa, toa_net: ToaNet
         assert last_toa_line(vm).endswith("TOA: toa loaded")
         # The proc file exists in every netns (pernet), with one column per possible CPU.
         for ns in (None, "toa_s"):
-            rows = toa_stats.parse_per_cpu(vm.call("fixtures.toa_stats:read_text", ns=ns))
+            rows = toa_stats.parse_per_cpu(vm.call("suites.toa.lib.stats:read_text", ns=ns))
             assert list(rows) == list(toa_stats.ROWS)
     else:
         # By design not per kernel: one object under $KNIT_CACHE/bpf for every kernel, and
         # no dmesg line; its five programs sit on the cgroup, its counters in a map.
         assert toa.built.path.is_relative_to(kernels.cache_dir() / "bpf")
-        attached = vm.call("fixtures.toa_bpf:cgroup_progs", state=toa.impl)
+        attached = vm.call("suites.toa.lib.bpf:cgroup_progs", state=toa.impl)
         assert sorted(p["name"] for p in attached) == sorted(
             f"toa_{t.replace('sock_ops', 'sockops')}" for t in BPF_PROGS)
         assert set(toa_net.stats()) == set(toa_stats.BPF_ROWS)

@@ -1,16 +1,16 @@
 """Which TCP option 254 reaches accept()/getpeername() on the backend.
 
 A raw client plays the FULLNAT load balancer: it crafts SYN, the handshake-completing ACK
-and a first data packet, each with the options a case names (fixtures.toa_client).
+and a first data packet, each with the options a case names (suites.toa.lib.client).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from fixtures.toa_net import CLI4, SRV4, Conn, ToaNet
-from fixtures.toa_stats import delta
-from fixtures.toa_wire import EOL, EXP253, NOP, toa
+from suites.toa.lib.net import CLI4, SRV4, Conn, ToaNet
+from suites.toa.lib.stats import delta
+from suites.toa.lib.wire import EOL, EXP253, NOP, toa
 
 A = ("203.0.113.7", 4242)       # the "real client" a balancer reports
 B = ("203.0.113.99", 31337)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.toa_impl import IMPLS, NONE, bpf_attached, overhead, selected, summarize
-from fixtures.toa_net import topology
 from knit import kbuild
 from knit.vm import VM
+from suites.toa.lib.impl import IMPLS, NONE, bpf_attached, overhead, selected, summarize
+from suites.toa.lib.net import topology
 
 N, ROUNDS = 1000, 2
 
@@ -31,12 +31,12 @@ def test_per_connection_overhead_of_each_implementation(
         with bpf_attached(vm, toa_bpf_obj) as state:
             runs["bpf"].append(overhead(vm, state, N))
     with bpf_attached(vm, toa_bpf_obj) as state:
-        vm.call("fixtures.toa_bpf:bpf_stats", enabled=True)
+        vm.call("suites.toa.lib.bpf:bpf_stats", enabled=True)
         try:
             overhead(vm, state, N)
-            bpf_ns = vm.call("fixtures.toa_bpf:prog_runtime", state=state)
+            bpf_ns = vm.call("suites.toa.lib.bpf:prog_runtime", state=state)
         finally:
-            vm.call("fixtures.toa_bpf:bpf_stats", enabled=False)
+            vm.call("suites.toa.lib.bpf:bpf_stats", enabled=False)
     # Every run handled all N; only the TOA runs reported the options' addresses.
     assert {k: {(r["n"], r["mapped"]) for r in v} for k, v in runs.items()} == {
         "none": {(N, 0)}, "kmod": {(N, N)}, "bpf": {(N, N)}}

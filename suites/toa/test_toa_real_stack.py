@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from fixtures.toa_impl import Toa
-from fixtures.toa_net import CLI4, CLIENT_NS, SERVER_NS, SOCKOPS_TOA_ADDR, SRV4, real_topology
 from knit.vm import VM
+from suites.toa.lib.impl import Toa
+from suites.toa.lib.net import CLI4, CLIENT_NS, SERVER_NS, SOCKOPS_TOA_ADDR, SRV4, real_topology
 
 
 @pytest.mark.kernel(min="5.10")
@@ -18,12 +18,12 @@ def test_sockops_client_connections_map_to_the_option(vm: VM, topo, toa: Toa,
                                                      toa_sockops: dict) -> None:
     topo(real_topology())
     n, port = 5, 5003
-    server = [vm.python, "-m", "fixtures.toa_server", "--port", str(port),
+    server = [vm.python, "-m", "suites.toa.lib.server", "--port", str(port),
               "--count", str(n), "--echo", *toa.server_args]
-    with vm.spawn(server, ns=SERVER_NS, ready="^listening", ready_timeout=vm.t(60)) as srv:
-        sent = vm.call("fixtures.toa_bpf:clients", ns=CLIENT_NS, cgroup=toa_sockops["cgroup"],
+    with vm.spawn(server, ns=SERVER_NS, ready="^listening", ready_timeout=vm.scaled(60)) as srv:
+        sent = vm.call("suites.toa.lib.bpf:clients", ns=CLIENT_NS, cgroup=toa_sockops["cgroup"],
                        dst=SRV4, port=port, n=n)
-        srv.wait_for("^done$", vm.t(30))
+        srv.wait_for("^done$", vm.scaled(30))
     records = [json.loads(line) for line in srv.result.stdout.splitlines() if line[:1] == "{"]
     seen = {r["tag"]: r for r in records}
     assert [c["echo"] for c in sent] == [c["tag"] for c in sent]  # a working TCP stream
@@ -31,4 +31,4 @@ def test_sockops_client_connections_map_to_the_option(vm: VM, topo, toa: Toa,
         assert c["local"][0] == CLI4
         assert seen[c["tag"]]["getpeername"] == seen[c["tag"]]["accept"] \
             == [SOCKOPS_TOA_ADDR, c["local"][1]]
-    assert vm.call("fixtures.toa_bpf:written", state=toa_sockops) == n
+    assert vm.call("suites.toa.lib.bpf:written", state=toa_sockops) == n

@@ -21,7 +21,7 @@ def test_selftest(vm, knit_kernel, selftest, artifacts_dir, request):
     script = selftest[0][2:]
     if request.config.getoption("selftest_capture") and tree.captures(TARGET, script):
         where, selftest = tree.copy_target(TARGET, artifacts_dir / "run"), [*selftest, "-c"]
-    run = Runner(vm, where, vm.t(tree.timeout(TARGET)), artifacts_dir)
+    run = Runner(vm, where, vm.scaled(tree.timeout(TARGET)), artifacts_dir)
     r, cases = run(selftest, "output.log")
     if tree.reruns_cases(TARGET, script) and not r.timed_out:
         r, cases = run.retry_failed(selftest, r, cases, request)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from knit import kernels
+from knit.paths import ROOT
 
 CASES = Path(__file__).parent / "cases"
-ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 900  # one session: two TCG boots plus the fault; it must never hang
 
 

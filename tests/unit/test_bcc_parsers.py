@@ -1,5 +1,6 @@
-"""bpf.parsers on real tool output captured in TCG guests (tests/unit/data/bcc_*.txt; each
-.meta.json names the kernel, the tool and its version, the command and the date).
+"""suites.bcc.lib.parsers on real tool output captured in TCG guests
+(tests/unit/data/bcc_*.txt; each .meta.json names the kernel, the tool and its version,
+the command and the date).
 
 The captures come from known traffic (tests/unit/data/bcc_capture.py and the bcc suite):
 client comm knit-cli in ns1 (10.0.1.1, dead:beef:1::1), server comm knit-srv in ns2
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bpf import parsers
+from suites.bcc.lib import parsers
 
 DATA = Path(__file__).resolve().parent / "data"
 V4 = ("10.0.1.1", "10.0.1.2")

@@ -114,7 +114,7 @@ import pytest
 
 from knit import health
 
-from knit.plugin import VM_KEY, _check_after
+from knit.plugin import VM_KEY, VmInUse, _check_after
 
 RUNS = Path(__file__).with_name("runs")
 WARN = WARN_LINES
@@ -146,7 +146,7 @@ class FakePool:
 def fake_vm(request):
     RUNS.write_text(RUNS.read_text() + "x" if RUNS.exists() else "x")
     first = RUNS.read_text() == "x"
-    request.node.stash[VM_KEY] = ("fake", FakeVM(*SCRIPT), FakePool())
+    request.node.stash[VM_KEY] = VmInUse("fake", FakeVM(*SCRIPT), FakePool())
     yield
     _check_after(request.node)
 

@@ -63,7 +63,7 @@ def test_root_tree_guest_gets_root_and_same_path_mounts():
 
 
 def test_a_writable_folder_inside_a_read_only_one_is_found_for_the_agent():
-    from knit import agent
+    from knit.guest import agent
 
     cmdline = ("console=ttyS0 virtme_initmount0=/work/main/artifacts virtme_initmount0_access=rw "
                "virtme_initmount0_fstype=9p virtme_initmount1=/work/main "

@@ -11,8 +11,8 @@ import pytest
 
 from knit import kbuild, kernels
 from knit.errors import KernelError
+from knit.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 TOA = ROOT / "kmod" / "toa"
 
 

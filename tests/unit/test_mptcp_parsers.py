@@ -1,4 +1,4 @@
-"""fixtures.ss and fixtures.mptcp_pm parsers against real guest output.
+"""suites.mptcp.lib.ss and suites.mptcp.lib.pm parsers against real guest output.
 
 Fixtures: tests/unit/data/{ss,ip_mptcp}_*_6.12.117+deb12-amd64.txt, recorded by
 tests/unit/data/mptcp_pm_capture.py (see each .meta.json): one MPTCP connection
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.mptcp_pm import (
+from suites.mptcp.lib.pm import (
     ep,
     kinds,
     limits_argv,
@@ -21,7 +21,7 @@ from fixtures.mptcp_pm import (
     parse_limits,
     parse_monitor,
 )
-from fixtures.ss import parse_ss
+from suites.mptcp.lib.ss import parse_ss
 
 DATA = Path(__file__).parent / "data"
 REL = "6.12.117+deb12-amd64"

@@ -1,4 +1,4 @@
-"""Tests for fixtures.mptcp_wire.
+"""Tests for suites.mptcp.lib.wire.
 
 test_real_*: a real loopback capture (tests/unit/data/mptcp_loopback_<kernel>.pcap, see its
 .meta.json): 3 MPTCP connections, 127.0.0.1 and ::1, graceful close and SO_LINGER 0.
@@ -21,7 +21,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.utils import rdpcap
 
-from fixtures.mptcp_wire import (
+from suites.mptcp.lib.wire import (
     AddAddr,
     Dss,
     Malformed,

@@ -1,4 +1,4 @@
-"""Tests for fixtures.nstat against real host output (see tests/unit/data/*.meta.json)."""
+"""Tests for suites.mptcp.lib.nstat against real host output (see tests/unit/data/*.meta.json)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.mptcp_wire import MpCapable, MpFastclose, MpTcpRst, select, sequence
-from fixtures.nstat import delta, parse_nstat, parse_nstat_json
+from suites.mptcp.lib.nstat import delta, parse_nstat, parse_nstat_json
+from suites.mptcp.lib.wire import MpCapable, MpFastclose, MpTcpRst, select, sequence
 
 DATA = Path(__file__).parent / "data"
 KERNEL = "6.18.44-fc-v657"

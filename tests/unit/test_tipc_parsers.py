@@ -1,4 +1,4 @@
-"""knit.tipc parsers and fixtures.tipc_sock structs on real guest output.
+"""suites.tipc.lib.parsers parsers and suites.tipc.lib.sock structs on real guest output.
 
 Fixtures: tests/unit/data/tipc_* (captured by tests/unit/data/tipc_capture.py, one set per
 kernel; see each .meta.json). Every test runs on each captured kernel.
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.tipc_sock import (
+from suites.tipc.lib import parsers as t
+from suites.tipc.lib.sock import (
     EVENT,
     SUBSCR,
     TIPC_PUBLISHED,
@@ -24,7 +25,6 @@ from fixtures.tipc_sock import (
     unpack_event,
     unpack_subscr,
 )
-from knit import tipc as t
 
 DATA = Path(__file__).parent / "data"
 KERNELS = sorted({re.sub(r"^tipc_node_address_(.+)\.txt$", r"\1", p.name)

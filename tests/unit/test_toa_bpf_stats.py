@@ -1,4 +1,4 @@
-"""fixtures.toa_stats.parse_bpftool against bpf/toa's counter map as `bpftool -j map dump`
+"""suites.toa.lib.stats.parse_bpftool against bpf/toa's counter map as `bpftool -j map dump`
 printed it in a guest around known traffic (tests/unit/data/toa_bpf_stats_capture.py:
 2 handshakes with TOA, 1 without)."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.toa_stats import BPF_ROWS, ROWS, delta, parse_bpftool
+from suites.toa.lib.stats import BPF_ROWS, ROWS, delta, parse_bpftool
 
 DATA = Path(__file__).parent / "data"
 KERNEL = "6.12.117+deb12-amd64"

@@ -1,4 +1,4 @@
-"""fixtures.toa_stats against /proc/net/toa_stats captured from a guest around known
+"""suites.toa.lib.stats against /proc/net/toa_stats captured from a guest around known
 traffic (tests/unit/data/toa_stats_capture.py: 2 handshakes with TOA, 1 without)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.toa_stats import ROWS, delta, parse, parse_per_cpu
+from suites.toa.lib.stats import ROWS, delta, parse, parse_per_cpu
 
 DATA = Path(__file__).parent / "data"
 KERNEL = "6.12.117+deb12-amd64"

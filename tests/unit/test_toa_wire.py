@@ -1,4 +1,4 @@
-"""fixtures.toa_wire frames checked by an independent decoder (scapy) on the host."""
+"""suites.toa.lib.wire frames checked by an independent decoder (scapy) on the host."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from fixtures.toa_wire import ACK, NOP, PSH, SYN, ip_frame, pad, parse_tcp, tcp_segment, toa
+from suites.toa.lib.wire import ACK, NOP, PSH, SYN, ip_frame, pad, parse_tcp, tcp_segment, toa
 
 MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02")
 

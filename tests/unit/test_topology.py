@@ -3,7 +3,7 @@
 import pytest
 
 from knit.errors import KnitError
-from knit.kernels import ROOT
+from knit.paths import ROOT
 from knit.shell import load_topology
 from knit.topology import End, Link, Node, Route, Topology, TopologyError, pair, veth
 

@@ -43,7 +43,7 @@ def test_health_check_catches_a_warning(vm):
 @pytest.mark.kills_vm
 def test_panic_is_detected_and_the_vm_replaced(vm, knit_pool, knit_kernel):
     with pytest.raises(ChannelError):
-        vm.run(["sh", "-c", "echo c > /proc/sysrq-trigger"], timeout=vm.t(20))
+        vm.run(["sh", "-c", "echo c > /proc/sysrq-trigger"], timeout=vm.scaled(20))
     assert vm.dirty
     assert "sysrq: Trigger a crash" in vm.console_tail(200)
     fresh = knit_pool.get(knit_kernel.name, vm.cfg.userspace.name)

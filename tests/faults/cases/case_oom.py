@@ -3,7 +3,7 @@
 
 def test_fault(vm):
     hog = "a = []\nwhile True:\n    a.append(bytearray(64 << 20))"
-    vm.run([vm.python, "-S", "-c", hog], check=False, timeout=vm.t(60))
+    vm.run([vm.python, "-S", "-c", hog], check=False, timeout=vm.scaled(60))
 
 
 def test_after(vm):

@@ -2,7 +2,7 @@
 
 
 def test_fault(vm):
-    vm.run(["sh", "-c", "echo c > /proc/sysrq-trigger"], timeout=vm.t(20))
+    vm.run(["sh", "-c", "echo c > /proc/sysrq-trigger"], timeout=vm.scaled(20))
 
 
 def test_after(vm):

@@ -18,14 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path[:0] = [str(ROOT)]
+# Run by hand from anywhere: the checkout first on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from bpf import tools  # noqa: E402
-from fixtures.bcc_traffic import LISTENING  # noqa: E402
 from knit import kernels  # noqa: E402
 from knit.pool import VMPool  # noqa: E402
 from knit.topology import pair  # noqa: E402
+from suites.bcc.lib import tools  # noqa: E402
+from suites.bcc.lib.traffic import LISTENING  # noqa: E402
 
 DATA = Path(__file__).resolve().parent
 
@@ -46,7 +46,7 @@ def capture(vm, k, variants: list[str]) -> None:
     kver = vm.run(["uname", "-r"]).stdout.strip()
     t = pair(paths=1)
     vm.call("knit.guest.netns:build", topology=t.to_dict())
-    py = [vm.python, "-m", "fixtures.bcc_traffic"]
+    py = [vm.python, "-m", "suites.bcc.lib.traffic"]
     v4, v6 = t.addr("ns2", "ns2eth1", 4), t.addr("ns2", "ns2eth1", 6)
 
     def save(name: str, tr: tools.Trace, notes: str) -> None:
@@ -71,9 +71,9 @@ def capture(vm, k, variants: list[str]) -> None:
         with tools.trace(vm, k, "tcptracer", variant) as tr:
             for i, addr in enumerate((v4, v6)):
                 with vm.spawn([*py, "serve", addr, str(5000 + i)], ns="ns2", ready=LISTENING):
-                    vm.call("fixtures.bcc_traffic:connect", ns="ns1", addr=addr, port=5000 + i)
+                    vm.call("suites.bcc.lib.traffic:connect", ns="ns1", addr=addr, port=5000 + i)
                     time.sleep(1)
-            tr.wait(lambda evs: len(evs) >= 8, vm.t(10))
+            tr.wait(lambda evs: len(evs) >= 8, vm.scaled(10))
         save(f"tcptracer_{variant}", tr, "one IPv4 then one IPv6 connection, knit-cli in ns1 "
              "-> knit-srv in ns2 (ports 5000, 5001), both ends close")
         with tools.trace(vm, k, "solisten", variant) as tr:
@@ -81,20 +81,20 @@ def capture(vm, k, variants: list[str]) -> None:
                 with vm.spawn([*py, "serve", addr, str(6000 + i), "--backlog", "7",
                                "--accepts", "0"], ns="ns2", ready=LISTENING):
                     time.sleep(1)
-            tr.wait(lambda evs: len(evs) >= 2, vm.t(10))
+            tr.wait(lambda evs: len(evs) >= 2, vm.scaled(10))
         save(f"solisten_{variant}", tr, "knit-srv listen() with backlog 7 on 10.0.1.2:6000 "
              "then [dead:beef:1::2]:6001 in ns2")
         vm.run(["tc", "qdisc", "add", "dev", "ns1eth1", "root", "netem", "delay", "1ms"],
                ns="ns1")
         with tools.trace(vm, k, "softirqs", variant, ["-T", "1"]) as tr:
             time.sleep(3)
-            vm.call("fixtures.bcc_traffic:bulk", ns="ns1", server_ns="ns2", addr=v4,
+            vm.call("suites.bcc.lib.traffic:bulk", ns="ns1", server_ns="ns2", addr=v4,
                     port=7000, seconds=3)
             time.sleep(3)
         save(f"softirqs_{variant}_T1", tr, "softirqs -T 1: ~3 s idle, 3 s TCP bulk ns1->ns2 "
              "(netem delay 1ms on ns1eth1), ~3 s idle; stopped with SIGINT")
         with tools.trace(vm, k, "softirqs", variant, ["-d"]) as tr:
-            vm.call("fixtures.bcc_traffic:bulk", ns="ns1", server_ns="ns2", addr=v4,
+            vm.call("suites.bcc.lib.traffic:bulk", ns="ns1", server_ns="ns2", addr=v4,
                     port=7001, seconds=3)
         save(f"softirqs_{variant}_d", tr, "softirqs -d during 3 s of TCP bulk traffic; "
              "histograms printed at SIGINT")

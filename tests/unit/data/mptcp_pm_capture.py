@@ -14,13 +14,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))
+# Run by hand from anywhere: the checkout first on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from fixtures import mptcp_pm  # noqa: E402
-from fixtures.mptcp_session import two_hosts  # noqa: E402
 from knit import kernels  # noqa: E402
 from knit.pool import VMPool  # noqa: E402
+from suites.mptcp.lib import pm  # noqa: E402
+from suites.mptcp.lib.session import two_hosts  # noqa: E402
 
 DATA = Path(__file__).parent
 
@@ -33,20 +33,20 @@ def main(name: str) -> None:
         release = vm.run(["uname", "-r"]).stdout.strip()
         t = two_hosts(3)
         vm.call("knit.guest.netns:build", topology=t.to_dict())
-        mptcp_pm.configure(vm, "ns1", subflows=2, add_addr_accepted=1,
-                           endpoints=(mptcp_pm.ep("10.0.2.1", "subflow", dev="ns1eth2"),))
-        mptcp_pm.configure(vm, "ns2", subflows=2,
-                           endpoints=(mptcp_pm.ep("10.0.3.2", "signal", id=5),
-                                      mptcp_pm.ep("10.0.2.2", "signal", "backup", port=10100)))
+        pm.configure(vm, "ns1", subflows=2, add_addr_accepted=1,
+                           endpoints=(pm.ep("10.0.2.1", "subflow", dev="ns1eth2"),))
+        pm.configure(vm, "ns2", subflows=2,
+                           endpoints=(pm.ep("10.0.3.2", "signal", id=5),
+                                      pm.ep("10.0.2.2", "signal", "backup", port=10100)))
         got: dict[str, tuple[list[str], str]] = {}
         for cmd in (["ip", "-j", "mptcp", "endpoint", "show"], ["ip", "mptcp", "limits", "show"]):
             got["ip_mptcp_" + cmd[-2]] = (cmd, vm.run(cmd, ns="ns2").stdout)
         probes = [["ss", "-MniH"], ["ss", "-tniH"], ["ss", "-tOniH"]]
         with vm.spawn(["ip", "mptcp", "monitor"], ns="ns1") as mon:
-            vm.call("fixtures.mptcp_traffic:wait_syscall", pid=mon.pid, nr=47)
-            r = vm.call("fixtures.mptcp_traffic:transfer", ns="ns1", connect="10.0.1.2",
+            vm.call("suites.mptcp.lib.traffic:wait_syscall", pid=mon.pid, nr=47)
+            r = vm.call("suites.mptcp.lib.traffic:transfer", ns="ns1", connect="10.0.1.2",
                         size=1 << 20, rate=256 << 10, wait_subflows=2, probes=probes,
-                        actions=[{"at": 0.6, "ns": "ns2", "argv": mptcp_pm.delete_argv(5)}],
+                        actions=[{"at": 0.6, "ns": "ns2", "argv": pm.delete_argv(5)}],
                         timeout=600)
             vm.run(["sleep", "2"])
         assert r["intact"], r

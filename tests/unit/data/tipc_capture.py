@@ -17,13 +17,12 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path[:0] = [str(ROOT), str(ROOT / "suites" / "tipc")]
-
-from tipcnet import Tipc, link, three_on_bridge  # noqa: E402
+# Run by hand from anywhere: the checkout first on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from knit import kernels  # noqa: E402
 from knit.pool import VMPool  # noqa: E402
+from suites.tipc.lib.net import Tipc, link, three_on_bridge  # noqa: E402
 
 DATA = Path(__file__).resolve().parent
 NODES = ["tipc1", "tipc2", "tipc3"]
@@ -70,7 +69,7 @@ def capture(vm) -> None:
         tipc.enable_udp("tipc1", "u1", "10.0.0.1", "10.0.0.2")
         tipc.enable_udp("tipc2", "u1", "10.0.0.2", "10.0.0.1")
         want = {link("tipc1", "eth1", p, "eth1"): "up" for p in ("tipc2", "tipc3")}
-        tipc.wait_links("tipc1", want | {link("tipc1", "u1", "tipc2", "u1"): "up"}, vm.t(20))
+        tipc.wait_links("tipc1", want | {link("tipc1", "u1", "tipc2", "u1"): "up"}, vm.scaled(20))
         base = "tipc1..3 on one bridge, eth bearer each, udp bearer u1 tipc1<->tipc2"
         save("node_identity", "txt", "tipc1", ["tipc", "node", "get", "identity"],
              "after `tipc node set identity tipc1` and the links came up")
@@ -79,36 +78,36 @@ def capture(vm) -> None:
         save("link_list", "txt", "tipc1", ["tipc", "link", "list"], base + "; all up")
         save("link_list", "json", "tipc1", ["tipc", "-j", "link", "list"], base + "; all up")
         py = vm.python
-        pub = [py, "-m", "fixtures.tipc_sock", "publish"]
+        pub = [py, "-m", "suites.tipc.lib.sock", "publish"]
         with vm.spawn(pub + ["--type", "18800", "--lower", "10", "--upper", "19"],
                       ns="tipc2", ready="ready"), \
              vm.spawn(pub + ["--type", "18801", "--lower", "5", "--upper", "5", "--scope",
                              "node"], ns="tipc1", ready="ready"):
-            time.sleep(vm.t(1))       # let tipc2's publication reach tipc1
+            time.sleep(vm.scaled(1))       # let tipc2's publication reach tipc1
             save("nametable", "json", "tipc1", ["tipc", "-j", "nametable", "show"],
                  base + "; user publications {18800,10,19} cluster scope from tipc2 and "
                  "{18801,5,5} node scope in tipc1")
             save("nametable", "txt", "tipc1", ["tipc", "nametable", "show"],
                  "same moment as the .json")
-        with vm.spawn([py, "-m", "fixtures.tipc_sock", "sink", "--type", "18891",
+        with vm.spawn([py, "-m", "suites.tipc.lib.sock", "sink", "--type", "18891",
                        "--instance", "1"], ns="tipc2", ready="ready") as sink:
-            vm.call("fixtures.tipc_sock:send_burst", ns="tipc1", type=18891, instance=1,
+            vm.call("suites.tipc.lib.sock:send_burst", ns="tipc1", type=18891, instance=1,
                     count=50, size=3000, broadcast=True)
-            sink.wait_for('"summary"', vm.t(10))
+            sink.wait_for('"summary"', vm.scaled(10))
         save("link_stat", "json", "tipc1", ["tipc", "-j", "link", "stat", "show"],
              base + "; after 50 broadcast multicasts of 3000 bytes (fragmented) + 1 marker")
         save("link_stat", "txt", "tipc1", ["tipc", "link", "stat", "show"],
              "right after the .json")
-        ev = vm.call("fixtures.tipc_sock:subscribe_once", ns="tipc1", type=0, lower=0,
+        ev = vm.call("suites.tipc.lib.sock:subscribe_once", ns="tipc1", type=0, lower=0,
                      upper=0xFFFFFFFF, timeout_ms=500)
-        save("topsrv_events", "json", "tipc1", ["fixtures.tipc_sock:subscribe_once",
+        save("topsrv_events", "json", "tipc1", ["suites.tipc.lib.sock:subscribe_once",
              "type=0", "lower=0", "upper=0xffffffff", "timeout_ms=500"],
              "struct tipc_subscr sent and each struct tipc_event received, hex, host order "
              "(x86_64, little endian); usr_handle 'knit'",
              text=json.dumps(ev, indent=2) + "\n")
         vm.call("knit.guest.netns:destroy", names=["tipc3"])
         gone = link("tipc1", "eth1", "tipc3", "eth1")
-        tipc.wait_links("tipc1", {gone: "down"}, vm.t(10))
+        tipc.wait_links("tipc1", {gone: "down"}, vm.scaled(10))
         after = base + "; after the tipc3 netns was destroyed"
         save("link_list_down", "json", "tipc1", ["tipc", "-j", "link", "list"], after)
         save("link_list_down", "txt", "tipc1", ["tipc", "link", "list"], after)

@@ -4,8 +4,8 @@ around known traffic, for test_toa_bpf_stats.py.
     .venv/bin/python tests/unit/data/toa_bpf_stats_capture.py [debian-6.12]
 
 Boots the kernel (knit pool), builds bpf/toa and attaches it to a cgroup (the suite's
-fixtures.toa_bpf.attach_toa), builds the TOA suite's netns, then dumps the map before and
-after 2 handshakes with a TOA option and 1 without (fixtures.toa_client.connect). Writes
+suites.toa.lib.bpf.attach_toa), builds the TOA suite's netns, then dumps the map before and
+after 2 handshakes with a TOA option and 1 without (suites.toa.lib.client.connect). Writes
 toa_bpf_stats_{before,after}_<version>.json and a .meta.json beside each.
 """
 
@@ -18,14 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))
+# Run by hand from anywhere: the checkout first on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from fixtures.toa_impl import ALLOW, BPF_SRC, bpf_attached, sha256  # noqa: E402
-from fixtures.toa_net import Conn, ToaNet, topology  # noqa: E402
-from fixtures.toa_wire import toa  # noqa: E402
 from knit import kbuild, kernels  # noqa: E402
 from knit.pool import VMPool  # noqa: E402
+from suites.toa.lib.impl import ALLOW, BPF_SRC, bpf_attached, sha256  # noqa: E402
+from suites.toa.lib.net import Conn, ToaNet, topology  # noqa: E402
+from suites.toa.lib.wire import toa  # noqa: E402
 
 DATA = Path(__file__).resolve().parent
 
@@ -41,10 +41,10 @@ def main(name: str = "debian-6.12") -> None:
         with bpf_attached(vm, obj, ALLOW) as state:
             vm.call("knit.guest.netns:build", topology=t.to_dict())
             net = ToaNet(vm, state)
-            before = vm.call("fixtures.toa_bpf:toa_stats_json", state=state)
+            before = vm.call("suites.toa.lib.bpf:toa_stats_json", state=state)
             net.connect(Conn(ack_opts=toa("203.0.113.7", 4242)),
                         Conn(ack_opts=toa("203.0.113.99", 31337)), Conn())
-            after = vm.call("fixtures.toa_bpf:toa_stats_json", state=state)
+            after = vm.call("suites.toa.lib.bpf:toa_stats_json", state=state)
             vm.call("knit.guest.netns:destroy", names=t.names)
         cpus = vm.run(["cat", "/sys/devices/system/cpu/possible"]).stdout.strip()
         tool = vm.run(["bpftool", "version"]).stdout.splitlines()[0]
@@ -55,7 +55,7 @@ def main(name: str = "debian-6.12") -> None:
             "tool": tool,
             "command": ["bpftool", "-j", "map", "dump", "pinned", "<bpffs>/maps/toa_stats"],
             "how": "python tests/unit/data/toa_bpf_stats_capture.py " + name,
-            "traffic": "between before and after: fixtures.toa_client.connect with 2 "
+            "traffic": "between before and after: suites.toa.lib.client.connect with 2 "
                        "handshakes carrying TOA (203.0.113.7:4242, 203.0.113.99:31337) "
                        "and 1 without; the server calls accept, getpeername, getsockname",
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

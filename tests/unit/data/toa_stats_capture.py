@@ -4,7 +4,7 @@
 
 Boots the kernel (knit pool), builds and loads kmod/toa, builds the TOA suite's netns,
 then reads the file before and after 2 handshakes with a TOA option and 1 without
-(fixtures.toa_client.connect). Writes toa_stats_{before,after}_<version>.txt and a
+(suites.toa.lib.client.connect). Writes toa_stats_{before,after}_<version>.txt and a
 .meta.json beside each.
 """
 
@@ -17,13 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))
+# Run by hand from anywhere: the checkout first on the path, then its ROOT.
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from fixtures.toa_net import Conn, ToaNet, topology  # noqa: E402
-from fixtures.toa_wire import toa  # noqa: E402
 from knit import kbuild, kernels  # noqa: E402
+from knit.paths import ROOT  # noqa: E402
 from knit.pool import VMPool  # noqa: E402
+from suites.toa.lib.net import Conn, ToaNet, topology  # noqa: E402
+from suites.toa.lib.wire import toa  # noqa: E402
 
 DATA = Path(__file__).resolve().parent
 
@@ -39,19 +40,19 @@ def main(name: str = "debian-6.12") -> None:
         with kbuild.loaded(vm, ko):
             vm.call("knit.guest.netns:build", topology=t.to_dict())
             net = ToaNet(vm, ko.name)
-            before = vm.call("fixtures.toa_stats:read_text")
+            before = vm.call("suites.toa.lib.stats:read_text")
             net.connect(Conn(ack_opts=toa("203.0.113.7", 4242)),
                         Conn(ack_opts=toa("203.0.113.99", 31337)), Conn())
-            after = vm.call("fixtures.toa_stats:read_text")
+            after = vm.call("suites.toa.lib.stats:read_text")
             vm.call("knit.guest.netns:destroy", names=t.names)
         cpus = vm.run(["cat", "/sys/devices/system/cpu/possible"]).stdout.strip()
     finally:
         pool.close()
     meta = {"kernel": k.version, "accel": vm.cfg.accel, "vm_cpus": pool.cpus,
             "possible_cpus": cpus, "module": f"kmod/toa ({ko.key})",
-            "tool": "cat /proc/net/toa_stats (read in Python: fixtures.toa_stats.read_text)",
+            "tool": "cat /proc/net/toa_stats (read in Python: suites.toa.lib.stats.read_text)",
             "command": "python tests/unit/data/toa_stats_capture.py " + name,
-            "traffic": "between before and after: fixtures.toa_client.connect with 2 "
+            "traffic": "between before and after: suites.toa.lib.client.connect with 2 "
                        "handshakes carrying TOA (203.0.113.7:4242, 203.0.113.99:31337) "
                        "and 1 without; the server calls accept, getpeername, getsockname",
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -18,25 +18,17 @@ import threading
 import time
 
 from knit.errors import RemoteError
+from knit.guest import ports
+from knit.guest.setns import libc, setns
 
-PORT_NAME = "knit.0"
-CLONE_NEWNET = 0x40000000
+PORT_NAME = ports.CHANNEL
 HOST_GONE_S = 10.0
 # Only the scapy layers knit uses: `scapy.all` costs ~50 s under TCG over 9p.
 # knit.guest.netns pulls in pyroute2's IPRoute, which `import pyroute2` loads lazily.
 WARM_MODULES = ("pyroute2", "knit.guest.netns", "scapy.layers.inet", "scapy.layers.inet6",
                 "scapy.layers.l2", "scapy.sendrecv", "scapy.utils")
 
-_libc = None
 SIGINT, SIGKILL = 2, 9
-
-
-def libc():
-    global _libc
-    if _libc is None:
-        import ctypes
-        _libc = ctypes.CDLL(None, use_errno=True)
-    return _libc
 
 
 def find_port(name: str = PORT_NAME) -> str:
@@ -50,20 +42,6 @@ def find_port(name: str = PORT_NAME) -> str:
         except OSError:
             continue
     raise RuntimeError(f"virtio port {name} not found under {base}")
-
-
-def setns(ns: str | None) -> None:
-    """Move the calling thread (the whole process if single-threaded) into netns `ns`."""
-    if not ns:
-        return
-    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-    try:
-        if libc().setns(fd, CLONE_NEWNET) != 0:
-            import ctypes
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({ns}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 def ns_entry(ns: str | None):
@@ -335,7 +313,7 @@ class Agent:
         return self.procs[handle].snapshot()
 
     def op_pty(self, argv: list[str], ns: str | None = None, rows: int = 24,
-               cols: int = 80, port: str = "knit.1") -> dict:
+               cols: int = 80, port: str = ports.SHELL) -> dict:
         """An interactive program on a pty, its bytes pumped to and from virtio port `port`.
 
         The host learns that it ended from a 'pty_exit' event on this channel."""

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bpf import tools
-from bpf.parsers import TcpEvent
-from fixtures.bcc_traffic import CLIENT_COMM, LISTENING, SERVER_COMM
 from knit.kernels import Kernel
 from knit.vm import VM, Spawned
+from suites.bcc.lib import tools, traffic
+from suites.bcc.lib.parsers import TcpEvent
+from suites.bcc.lib.traffic import CLIENT_COMM, LISTENING, SERVER_COMM
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,11 @@ class Bcc:
     @contextmanager
     def server(self, addr: str, port: int, backlog: int = 7, accepts: int = 1,
                ns: str = "ns2", gate: bool = False) -> Iterator[Spawned]:
-        """fixtures.bcc_traffic's server (comm knit-srv) in `ns`; `.pid` is its pid. With
-        `gate` it accepts only after open_gate() (see fixtures.bcc_traffic.serve)."""
-        argv = [self.vm.python, "-m", "fixtures.bcc_traffic", "serve", addr, str(port),
+        """suites.bcc.lib.traffic's server (comm knit-srv) in `ns`; `.pid` is its pid. With
+        `gate` it accepts only after open_gate() (see suites.bcc.lib.traffic.serve)."""
+        argv = [self.vm.python, "-m", "suites.bcc.lib.traffic", "serve", addr, str(port),
                 "--backlog", str(backlog), "--accepts", str(accepts), *(["--gate"] * gate)]
-        with self.vm.spawn(argv, ns=ns, ready=LISTENING, ready_timeout=self.vm.t(20)) as sp:
+        with self.vm.spawn(argv, ns=ns, ready=LISTENING, ready_timeout=self.vm.scaled(20)) as sp:
             yield sp
 
     def open_gate(self, server: Spawned) -> None:
@@ -83,7 +83,7 @@ class Bcc:
 
     def client(self, addr: str, port: int, ns: str = "ns1") -> tuple[Conn | None, dict]:
         """One connection (comm knit-cli) from `ns`; None if it was refused."""
-        r = self.vm.call("fixtures.bcc_traffic:connect", ns=ns, addr=addr, port=port,
+        r = self.vm.call(traffic.connect, ns=ns, addr=addr, port=port,
                          comm=CLIENT_COMM)
         if r["refused"]:
             return None, r

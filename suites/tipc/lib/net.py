@@ -6,16 +6,16 @@ netns name (so link names read ``tipc1:eth1-tipc2:eth1``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from knit import tipc as parse
 from knit.topology import End, Link, Node, Topology
 from knit.vm import VM, Result
+from knit.wait import wait_until
+from suites.tipc.lib import parsers as parse
 
 T = TypeVar("T")
-SOCK = "fixtures.tipc_sock"
+SOCK = "suites.tipc.lib.sock"
 
 
 # -- topologies ---------------------------------------------------------------------------
@@ -45,7 +45,7 @@ def three_on_bridge() -> Topology:
 # -- the tipc tool --------------------------------------------------------------------------
 
 class Tipc:
-    """iproute2's `tipc` run in a node, its output parsed by knit.tipc."""
+    """iproute2's `tipc` run in a node, its output parsed by suites.tipc.lib.parsers."""
 
     def __init__(self, vm: VM) -> None:
         self.vm = vm
@@ -100,14 +100,7 @@ class Tipc:
     def wait(self, probe: Callable[[], T], done: Callable[[T], bool], timeout: float,
              what: str) -> T:
         """Poll `probe` until `done(value)`; fail naming `what` and the last value seen."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = probe()
-            if done(value):
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not within {timeout:.1f}s; last: {value!r}")
-            time.sleep(0.2)
+        return wait_until(probe, done, timeout, what)
 
     def wait_links(self, ns: str, want: dict[str, str], timeout: float) -> dict[str, str]:
         """Wait until each link in `want` is in the given state ("up"/"down"/None=absent)."""
@@ -116,7 +109,7 @@ class Tipc:
                          timeout, f"links in {ns} reaching {want}")
 
     def sock(self, *args: Any) -> list[str]:
-        """argv of a long-running fixtures.tipc_sock role, for vm.spawn."""
+        """argv of a long-running suites.tipc.lib.sock role, for vm.spawn."""
         # -S: no site-packages scan at start-up; the role needs only the stdlib.
         return [self.vm.python, "-S", "-m", SOCK, *map(str, args)]
 

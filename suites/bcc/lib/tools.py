@@ -2,7 +2,7 @@
 
     with tools.trace(vm, knit_kernel, "tcptracer", "libbpf", ["-p", "42"]) as tr:
         ...traffic...
-        tr.wait(lambda evs: len(evs) >= 3, vm.t(10))
+        tr.wait(lambda evs: len(evs) >= 3, vm.scaled(10))
     tr.events                       # parsed after the tool was stopped with SIGINT
 
 Two variants of each tool (Debian bookworm, both bcc 0.26):
@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bpf import parsers
 from knit import kernels
 from knit.chroot import ChrootError
 from knit.kernels import Kernel, locked
 from knit.rootfs import Userspace
 from knit.vm import VM, Result, Spawned
+from knit.wait import WaitTimeout, wait_until
+from suites.bcc.lib import parsers
 
 VARIANTS = ("libbpf", "python")
 SBIN = Path("/usr/sbin")
@@ -51,7 +52,7 @@ READY = {
     ("softirqs", "python"): r"^Tracing soft irq event",
 }
 
-# Start-up deadlines per (tool, variant) before vm.t() scaling (x5 under TCG), from
+# Start-up deadlines per (tool, variant) before vm.scaled() scaling (x5 under TCG), from
 # <knit-artifacts>/bcc-output/startup.jsonl on a 2-core host shared with other engineers'
 # VMs (1-min loadavg 2.5-10), 2026-11-23. libbpf-tools attach in 0.7-3.7 s (6.1, 6.12). bcc
 # python compiles with clang in the guest, so its start grows with the host's load; on
@@ -283,13 +284,11 @@ class Trace:
     def wait(self, done: Callable[[list[Any]], bool], timeout: float,
              poll: float = 0.5) -> list[Any]:
         """Poll the running tool's output until `done(events)`; returns the events either
-        way (the test's own asserts say what was missing)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            evs = self.events
-            if done(evs) or time.monotonic() > deadline:
-                return evs
-            time.sleep(poll)
+        way (the test's own asserts say what was missing; issue 21 would raise instead)."""
+        try:
+            return wait_until(lambda: self.events, done, timeout, f"{self.tool} events", poll)
+        except WaitTimeout as e:
+            return e.last
 
 
 def record(tr: Trace, folder: Path, name: str, accel: str = "") -> Path:
@@ -328,14 +327,14 @@ def trace(vm: VM, k: Kernel, tool: str, variant: str, args: Sequence[str] = (),
                _parse=parsers.PARSERS[(tool, variant)])
     t0 = time.monotonic()
     with vm.spawn(argv, ns=ns, ready=READY[(tool, variant)], env=env,
-                  ready_timeout=ready_timeout or vm.t(READY_S[(tool, variant)]),
-                  stop_timeout=vm.t(20)) as proc:
+                  ready_timeout=ready_timeout or vm.scaled(READY_S[(tool, variant)]),
+                  stop_timeout=vm.scaled(20)) as proc:
         tr.startup_s, tr.proc = time.monotonic() - t0, proc
         tr.host_load = [round(x, 2) for x in os.getloadavg()]  # start-up times depend on it
         try:
             yield tr
         finally:
-            tr.result = proc.stop(timeout=vm.t(20))  # SIGINT; python tools exit slowly
+            tr.result = proc.stop(timeout=vm.scaled(20))  # SIGINT; python tools exit slowly
 
 
 def run_once(vm: VM, k: Kernel, tool: str, variant: str, args: Sequence[str] = (),
@@ -344,5 +343,5 @@ def run_once(vm: VM, k: Kernel, tool: str, variant: str, args: Sequence[str] = (
     ensure_tracing(vm)
     headers = bcc_headers(k) if variant == "python" else None
     argv, env = command(tool, variant, args, headers, vm.cfg.userspace)
-    return vm.run(argv, env=env, timeout=timeout or vm.t(READY_S[(tool, variant)] + 30),
+    return vm.run(argv, env=env, timeout=timeout or vm.scaled(READY_S[(tool, variant)] + 30),
                   check=False)
