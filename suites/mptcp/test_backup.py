@@ -41,7 +41,7 @@ def test_data_moves_to_backup_when_primary_fails(mp):
     mp.pm("ns1", subflows=1, endpoints=(BACKUP,))
     mp.pm("ns2", subflows=1)
     down = {"at": 0.3, "ns": "ns1", "argv": ["ip", "link", "set", "ns1eth1", "down"]}
-    with mp.observe():  # the pcap and counters for the artifacts
+    with mp.observe() as obs:
         r = mp.transfer(size=1 << 20, reply=512 << 10, wait_subflows=1, actions=[down])
     assert r.intact, r.summary()
     # Everything after the failure (70% up, all of the reply) went over the backup: the
@@ -51,7 +51,10 @@ def test_data_moves_to_backup_when_primary_fails(mp):
     primary, backup = r.subflow("10.0.1.1"), r.subflow("10.0.2.1")
     assert [sf["local"][0] for sf in r.subflows_end] == ["10.0.1.1", "10.0.2.1"], r.summary()
     assert not primary["gone"] and primary["bytes_received"] == 0, r.subflows_end
-    assert primary["bytes_acked"] <= r.actions[0]["sent"] + 1, r.subflows_end  # +SYN
+    # +1: the SYN. More only where the sender retransmitted at the MPTCP level before the
+    # failure, on the primary itself (seen on 7.3.4 under TCG: 7 MPTCPRetrans, 16 KB).
+    over = primary["bytes_acked"] > r.actions[0]["sent"] + 1
+    assert not over or only_reinjected(obs, "ns1", "ns2", 1), r.subflows_end
     assert backup["bytes_acked"] > 0, r.subflows_end
 
 
