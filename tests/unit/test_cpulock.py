@@ -10,11 +10,15 @@ from knit import cpulock
 
 def _hold(root: Path, exclusive: bool, name: str, seconds: float, log: Path) -> None:
     with cpulock.hold(root, exclusive):
-        with log.open("a") as f:
-            f.write(f"{name} start {time.monotonic()}\n")
-        time.sleep(seconds)
-        with log.open("a") as f:
-            f.write(f"{name} end {time.monotonic()}\n")
+        _busy(name, seconds, log)
+
+
+def _busy(name: str, seconds: float, log: Path) -> None:
+    with log.open("a") as f:
+        f.write(f"{name} start {time.monotonic()}\n")
+    time.sleep(seconds)
+    with log.open("a") as f:
+        f.write(f"{name} end {time.monotonic()}\n")
 
 
 def test_exclusive_waits_for_shared_and_goes_before_later_shared(tmp_path):
@@ -49,11 +53,7 @@ def test_shared_holders_overlap(tmp_path):
 
 def _slot(root: Path, count: int, name: str, seconds: float, log: Path) -> None:
     with cpulock.slot(root, count):
-        with log.open("a") as f:
-            f.write(f"{time.monotonic()} +1 {name}\n")
-        time.sleep(seconds)
-        with log.open("a") as f:
-            f.write(f"{time.monotonic()} -1 {name}\n")
+        _busy(name, seconds, log)
 
 
 def test_more_workers_than_slots_queue(tmp_path):
@@ -65,8 +65,8 @@ def test_more_workers_than_slots_queue(tmp_path):
     for p in procs:
         p.join(10)
     running, peak = 0, 0
-    for line in sorted(log.read_text().splitlines(), key=lambda ln: float(ln.split()[0])):
-        running += int(line.split()[1])
+    for line in sorted(log.read_text().splitlines(), key=lambda ln: float(ln.split()[2])):
+        running += 1 if line.split()[1] == "start" else -1
         peak = max(peak, running)
     assert peak == 2 and running == 0   # two at a time, and all four ran
 
