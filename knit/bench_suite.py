@@ -14,7 +14,8 @@ from pathlib import Path
 from knit import cpulock
 from knit.errors import KnitError
 
-SUMMARY = re.compile(r"=+ (.*?) in [\d.]+s")
+# pytest's closing line, with or without -q's missing '=' frame: "39 passed in 104.0s".
+SUMMARY = re.compile(r"^=*\s*((?:\d+ \w+(?:, )?)+) in [\d.]+s", re.M)
 
 
 def counts(output: str) -> dict[str, int]:

@@ -11,3 +11,7 @@ def test_counts_come_from_the_last_summary_line():
 
 def test_no_summary_is_no_result():
     assert counts("INTERNALERROR> boom\n") == {}
+
+
+def test_quiet_summary_without_the_frame_counts_too():
+    assert counts("....\n39 passed in 103.96s (0:01:43)\n") == {"passed": 39}
