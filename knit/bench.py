@@ -31,7 +31,7 @@ def knit_boot(k: kernels.Kernel, accel_name: str, workdir: Path,
 
 def host_root_boot(k: kernels.Kernel, accel_name: str, workdir: Path) -> tuple[float, float]:
     """knit's boot-to-ready and warm-up on the host's own / (the pre-rootfs way)."""
-    vm = knit_boot(k, accel_name, workdir, rootfs.Userspace("host", None))
+    vm = knit_boot(k, accel_name, workdir, rootfs.HOST)
     try:
         return vm.boot_s or 0.0, vm.wait_warm()["seconds"]
     finally:

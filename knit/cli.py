@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from knit import kernels
+from knit import kernels, rootfs
 from knit.errors import KnitError
 
 
@@ -39,8 +39,6 @@ def cmd_kernels(args: argparse.Namespace) -> int:
 
 
 def cmd_rootfs(args: argparse.Namespace) -> int:
-    from knit import rootfs
-
     names = args.releases or ([rootfs.DEFAULT] if args.action == "build" else
                               list(rootfs.RELEASES))
     if args.action == "build":
@@ -148,7 +146,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_shell(args: argparse.Namespace) -> int:
     import tempfile
 
-    from knit import accel, rootfs, shell
+    from knit import accel, shell
     from knit.vm import VM, VMConfig
 
     topo = shell.load_topology(args.topology) if args.topology else None
@@ -184,11 +182,9 @@ def cmd_attach(args: argparse.Namespace) -> int:
     except OSError as e:
         raise KnitError(f"{d} is not a kept knit VM (no vm.json): start one with "
                         "pytest --keep-vm") from e
-    from knit import rootfs
-
     k = kernels.Kernel(name=meta["kernel"], version=meta["version"], image=Path(meta["image"]))
     us = meta.get("userspace", "host")
-    userspace = rootfs.Userspace(us, None if us == "host" else rootfs.tree_dir(us) / "root")
+    userspace = rootfs.HOST if us == "host" else rootfs.Userspace(us, rootfs.tree_dir(us) / "root")
     vm = VM.attach(d, VMConfig(kernel=k, accel=meta["accel"], workdir=d, userspace=userspace))
     if args.stop:
         vm.request("poweroff", 10)
@@ -219,14 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     k.set_defaults(func=cmd_kernels)
     r = sub.add_parser("rootfs", help="build or list the guest userspaces (root trees)")
     r.add_argument("action", choices=["build", "list"])
-    r.add_argument("releases", nargs="*", choices=["trixie", "bookworm", []], metavar="RELEASE",
+    r.add_argument("releases", nargs="*", choices=[*rootfs.RELEASES, []], metavar="RELEASE",
                    help="trixie or bookworm (build: default trixie; list: all)")
     r.add_argument("--force", action="store_true", help="build again even if cached")
     r.set_defaults(func=cmd_rootfs)
     b = sub.add_parser("bench", help="boot and round-trip benchmark (prints JSON)")
     b.add_argument("--kernel")
     b.add_argument("--rounds", type=int, default=2)
-    b.add_argument("--userspace", default="trixie", choices=["trixie", "bookworm"],
+    b.add_argument("--userspace", default=rootfs.DEFAULT, choices=rootfs.RELEASES,
                    help="the guest root tree whose boot is compared with the host's /")
     b.add_argument("--json", action="store_true", help="progress to stderr, one JSON line last")
     b.add_argument("--selftests", metavar="GROUPS",
@@ -247,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     sh.add_argument("--ns", help="start the shell inside this node (netns)")
     sh.add_argument("--accel", choices=["kvm", "tcg"])
     sh.add_argument("--cpus", type=int, default=2)
-    sh.add_argument("--userspace", default="trixie", choices=["trixie", "bookworm", "host"],
+    sh.add_argument("--userspace", default=rootfs.DEFAULT, choices=[*rootfs.RELEASES, "host"],
                     help="the guest root tree (default trixie), or host for the host's /")
     sh.set_defaults(func=cmd_shell)
     at = sub.add_parser("attach", help="a shell in a VM kept by pytest --keep-vm")

@@ -99,6 +99,9 @@ class Userspace:
         return chroot.run(self.root, argv, ro=ro, rw=rw, cwd=cwd, env=env, timeout=timeout)
 
 
+HOST = Userspace("host", None)   # the host's own / (vng's default)
+
+
 def tree_dir(release: str) -> Path:
     return cache_dir() / "rootfs" / f"{release}-{key(release)}"
 
@@ -110,8 +113,9 @@ def is_built(release: str) -> bool:
 def get(name: str) -> Userspace:
     """The userspace `name` (a release, or 'host'), built if it is not yet."""
     if name == "host":
-        return Userspace("host", None)
-    return Userspace(name, build(name, progress=lambda m: None if is_built(name) else _stderr(m)))
+        return HOST
+    quiet = is_built(name)   # a cached tree says nothing; a build shows its progress
+    return Userspace(name, build(name, progress=(lambda m: None) if quiet else _stderr))
 
 
 def _site_packages(root: Path) -> Path:

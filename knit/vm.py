@@ -48,7 +48,7 @@ class VMConfig:
     workdir: Path                      # console log and channel socket live here
     rwdirs: tuple[Path, ...] = ()      # host folders the guest may write (artifacts)
     rodirs: tuple[Path, ...] = ()      # host folders it may read (knit's cache), same path
-    userspace: rootfs.Userspace = field(default_factory=lambda: rootfs.Userspace("host", None))
+    userspace: rootfs.Userspace = rootfs.HOST
     cpus: int = 2
     memory: str = "1G"
     python: str = field(default_factory=lambda: sys.executable)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from knit import kernels
+from knit import kernels, rootfs
 from knit.chroot import ChrootError
 from knit.kernels import Kernel, locked
 from knit.rootfs import Userspace
@@ -75,7 +75,7 @@ PROBE_PROGRAM = ("#include <net/sock.h>\n"
 PROBE_CODE = "import sys\nfrom bcc import BPF\nBPF(text=sys.argv[1])\nprint('compiled')\n"
 
 
-HOST = Userspace("host", None)
+HOST = rootfs.HOST
 
 
 def binary(tool: str, variant: str, us: Userspace = HOST) -> Path:
