@@ -30,6 +30,16 @@ def slot_count(accel: str | None, cpus: int | None = None) -> int:
     return max(1, (cpus or os.cpu_count() or 1) * GUESTS_PER_CPU.get(accel or "tcg", 1))
 
 
+def slot_dir() -> Path:
+    """Host-wide: every knit session on this host (each worker, each checkout) shares the
+    slots, since they share the CPUs. KNIT_SLOT_DIR moves them (e.g. one set per cgroup)."""
+    forced = os.environ.get("KNIT_SLOT_DIR")
+    if forced:
+        return Path(forced)
+    from knit.kernels.cache import cache_dir  # late: cpulock stays import-light
+    return cache_dir() / "slots"
+
+
 @contextmanager
 def slot(root: Path, count: int) -> Iterator[float]:
     """One of `count` guest slots, shared by the xdist workers; yields the seconds waited.

@@ -273,15 +273,18 @@ def _check_kmsg(item: pytest.Item, when: str) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator:
-    """Under xdist every test holds the CPU lock (shared, or alone for `exclusive` ones),
-    then one of the host's guest slots, so `-n` above what the CPUs carry queues."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return (yield)
-    root = artifacts_root(item.config)
+    """Every test with a VM takes one of the host's guest slots (shared by all knit sessions on the
+    host, so `-n` above what the CPUs carry, or two sessions at once, queue); under xdist it
+    first holds the CPU lock (shared, or alone for `exclusive` ones)."""
+    if "vm" not in getattr(item, "fixturenames", ()):
+        return (yield)  # no guest of its own (unit tests, tests that run a nested session)
     alone = item.get_closest_marker("exclusive") is not None
-    t0 = time.monotonic()
     count = cpulock.slot_count(item.config.getoption("accel") or accel.cached())
-    with cpulock.hold(root / "vms", alone), cpulock.slot(root / "vms", count) as waited:
+    t0 = time.monotonic()
+    turn = ExitStack()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        turn.enter_context(cpulock.hold(artifacts_root(item.config) / "vms", alone))
+    with turn, cpulock.slot(cpulock.slot_dir(), count) as waited:
         wait = time.monotonic() - t0
         if alone or waited >= 0.5:
             item.user_properties.append(("cpu_wait_s", round(wait, 1)))
