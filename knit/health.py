@@ -48,6 +48,8 @@ TRACE_LINES = 100
 LEAD_LINES = 6
 FINGERPRINT_FRAMES = 5
 
+# How the agent marks a record written by userspace (facility != kern) to /dev/kmsg.
+USER_MARK = "(userspace) "
 PREFIX_RX = re.compile(r"^\[\s*\d+\.\d+\](?:\[\s*[CT]\d+\])? ?")  # "[  49.18][ T12] "
 FRAME_RX = re.compile(r"^\s*(\? )?(?:\[<[0-9a-f]+>\] )?(?:RIP: [0-9a-f]{4}:)?"
                       r"([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
@@ -135,7 +137,7 @@ def _report_end(lines: list[str], i: int) -> int:
 
 def scan(lines: list[str]) -> list[Fault]:
     """Faults in kernel log lines, each with the trace that follows it."""
-    lines = _unescape(lines)
+    lines = [ln for ln in _unescape(lines) if not text(ln).startswith(USER_MARK)]
     faults, i = [], 0
     while i < len(lines):
         line = lines[i]

@@ -39,6 +39,11 @@ USERSPACE_KEY = pytest.StashKey[str]()
 # The kernel faults the health check found for this item (a finding, not a leftover):
 # the flake-retry loop never retries them away and the report keeps their fingerprints.
 FAULTS_KEY = pytest.StashKey[list[health.Fault]]()
+CALL_END_KEY = pytest.StashKey[float]()  # host monotonic time the test's call ended
+# After a test the kernel log must be quiet this long (scaled by accel, so 1 s under TCG)
+# before it is read: a report from deferred work (a timer, a workqueue) lands in it.
+SETTLE_S = 0.2
+SETTLE_LIMIT_S = 6.0  # scaled: at most 30 s under TCG for a log that never goes quiet
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -143,6 +148,11 @@ def knit_pool(request: pytest.FixtureRequest) -> Iterator[VMPool]:
                   boot_log=art / "boots.jsonl")
     yield pool
     pool.close()
+    if pool.final_faults:
+        # Reported on this worker's last test (pytest's place for session teardown errors).
+        raise KernelFault("kernel fault after the last test's check, found at session end "
+                          + "; ".join(f"on {n}: {f}" for n, f in pool.final_faults),
+                          [f for _, f in pool.final_faults])
 
 
 @pytest.fixture
@@ -181,8 +191,14 @@ def vm(request: pytest.FixtureRequest, knit_kernel: kernels.Kernel,
         machine = knit_pool.get(knit_kernel.name, userspace)
     except BootError as e:
         pytest.fail(f"{e}\n--- console tail ---\n{e.console_tail}", pytrace=False)
-    request.node.stash[VM_KEY] = VmInUse(key(knit_kernel.name, userspace), machine, knit_pool)
+    name = key(knit_kernel.name, userspace)
+    request.node.stash[VM_KEY] = VmInUse(name, machine, knit_pool)
     request.node.user_properties.append(("accel", machine.cfg.accel))
+    boot = knit_pool.boot_faults.pop(name, [])
+    if boot:  # the first test on a VM answers for its boot: no window goes unread
+        request.node.stash.setdefault(FAULTS_KEY, []).extend(boot)
+        raise KernelFault(f"kernel fault during the boot of {name}, before this test ran: "
+                          + "\n\n".join(str(f) for f in boot), boot)
     yield machine
     _check_after(request.node)
 
@@ -250,14 +266,14 @@ def _using_vm(item: pytest.Item) -> VmInUse | None:
     return entry
 
 
-def _check_kmsg(item: pytest.Item, when: str) -> None:
+def _check_kmsg(item: pytest.Item, when: str, extra: list[str] = ()) -> None:
     entry = _using_vm(item)
     if entry is None:
         return
     name, machine, pool = entry
     seq, lines = machine.kmsg(pool.kmsg_seq.get(name, -1))
     pool.kmsg_seq[name] = seq
-    faults = health.scan(lines)
+    faults = health.scan([*lines, *extra])
     expected = item.get_closest_marker("expect_kernel_fault")
     if expected and when == "call":
         rx = re.compile(expected.args[0])
@@ -296,12 +312,34 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     try:
         return (yield)
     finally:
+        item.stash[CALL_END_KEY] = time.monotonic()
         _check_kmsg(item, "call")  # a fault outranks the test's own failure; both are shown
 
 
+def settle_window(machine: VM) -> float:
+    """How long the kernel log must stay quiet after a test before it is read."""
+    forced = os.environ.get("KNIT_SETTLE_S", "")
+    return float(forced) if forced else machine.scaled(SETTLE_S)
+
+
+def _settle(item: pytest.Item) -> list[str]:
+    """Wait for the kernel to finish what the test started (netns dismantled, log quiet);
+    returns kmemleak's report lines on kernels that have it."""
+    entry = _using_vm(item)
+    if entry is None:
+        return []
+    name, machine, pool = entry
+    ended = item.stash.get(CALL_END_KEY, time.monotonic())
+    r = machine.call("knit.guest.settle:settle", window=settle_window(machine),
+                     elapsed=time.monotonic() - ended, after=pool.kmsg_seq.get(name, -1),
+                     limit=machine.scaled(SETTLE_LIMIT_S), timeout=machine.scaled(60))
+    return r["kmemleak"] or []
+
+
 def _check_after(item: pytest.Item) -> None:
-    """After the test's other fixtures are gone: new faults, then leftovers."""
-    _check_kmsg(item, "teardown")
+    """After the test's other fixtures are gone: let the kernel settle, then new faults
+    (kernel log and kmemleak), then leftovers."""
+    _check_kmsg(item, "teardown", _settle(item))
     entry = _using_vm(item)
     if entry is not None:
         name, machine, pool = entry

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from knit import accel, kernels, rootfs
-from knit.errors import BootError
+from knit import accel, health, kernels, rootfs
+from knit.errors import BootError, KnitError
 from knit.kernels import Kernel
 from knit.vm import VM, VMConfig
 
@@ -53,6 +53,10 @@ class VMPool:
         self.broken: dict[str, BootError] = {}
         self.kmsg_seq: dict[str, int] = {}
         self.baseline: dict[str, dict] = {}
+        # Faults logged while a VM booted and warmed up, until its first test takes them.
+        self.boot_faults: dict[str, list[health.Fault]] = {}
+        # Faults logged after the last test's check, found when the VMs stop.
+        self.final_faults: list[tuple[str, health.Fault]] = []
 
     def kernel(self, name: str) -> Kernel:
         if name not in self.kernels:
@@ -106,11 +110,19 @@ class VMPool:
             # Hand out a warm VM: a first test racing the agent's imports under TCG took
             # 110-210 s where later ones took 10-80 s, and could hit its own timeouts.
             vm.wait_warm()
-            self.kmsg_seq[name], _ = vm.kmsg()
+            self.kmsg_seq[name], boot_log = vm.kmsg()
+            self.boot_faults[name] = health.scan(boot_log)
             self.baseline[name] = vm.state()
         return vm
 
     def close(self) -> None:
-        for vm in self.vms.values():
+        """Stop every VM; a clean one's log is read a last time first (`final_faults`)."""
+        for name, vm in self.vms.items():
+            if vm.alive and not vm.dirty and not vm.kept:
+                try:
+                    _, lines = vm.kmsg(self.kmsg_seq.get(name, -1))
+                    self.final_faults += [(name, f) for f in health.scan(lines)]
+                except KnitError as e:
+                    print(f"knit: final kernel-log read of {name} failed: {e}", file=sys.stderr)
             vm.stop()
         self.vms.clear()

@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,10 +284,12 @@ class VM:
             return
         if self.chan:
             self.chan.close()
+        qemu = self.qemu_pid() if self.proc else None
         if self.proc and self.proc.poll() is None:
             for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
                 try:
                     os.killpg(self.proc.pid, sig)
+                    os.killpg(self.proc.pid, signal.SIGCONT)  # a stopped qemu must see it
                 except ProcessLookupError:
                     break
                 try:
@@ -295,6 +297,11 @@ class VM:
                     break
                 except subprocess.TimeoutExpired:
                     continue
+        if qemu is not None and self.qemu_pid() == qemu:
+            # vng can exit before its qemu (a stopped qemu keeps SIGTERM pending): a qemu
+            # left behind would hold its memory until the host reboots.
+            with suppress(ProcessLookupError):
+                os.kill(qemu, signal.SIGKILL)
         shutil.rmtree(self._sockdir, ignore_errors=True)
 
     # -- the channel --------------------------------------------------------------------

@@ -29,6 +29,7 @@ WARM_MODULES = ("pyroute2", "knit.guest.netns", "scapy.layers.inet", "scapy.laye
                 "scapy.layers.l2", "scapy.sendrecv", "scapy.utils")
 
 SIGINT, SIGKILL = 2, 9
+USER_MARK = "(userspace) "  # knit.health skips kernel-log records marked so
 
 
 def find_port(name: str = PORT_NAME) -> str:
@@ -400,7 +401,10 @@ def read_kmsg(after: int) -> dict:
             seq = int(fields[1])
             if seq > after:
                 ts = int(fields[2]) / 1e6
-                lines.append(f"[{ts:12.6f}] {msg.splitlines()[0] if msg else ''}")
+                # Records that userspace wrote (facility != 0: virtme-ng-init's own
+                # "WARNING: failed to run ...") are marked: they are no kernel report.
+                mark = USER_MARK if int(fields[0]) >> 3 else ""
+                lines.append(f"[{ts:12.6f}] {mark}{msg.splitlines()[0] if msg else ''}")
                 last = seq
     finally:
         os.close(fd)

@@ -6,6 +6,7 @@ replaced, the test after it must pass, and the whole session must end by itself 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,15 +24,34 @@ CASES = Path(__file__).parent / "cases"
 DEADLINE_S = 900  # one session: two TCG boots plus the fault; it must never hang
 
 
+def qemus_of(art: Path) -> list[int]:
+    """Host qemu processes that share `art` with their guest: those of one case session."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"qemu-system" in argv[0] and any(str(art).encode() in a for a in argv):
+                found.append(int(d.name))
+    return found
+
+
 def run_case(case: str, tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    art = tmp / "art"
     cmd = [sys.executable, "-m", "pytest", str(CASES / case), "-p", "no:randomly", "-rA",
-           "-o", "python_files=case_*.py", "--knit-artifacts", str(tmp / "art"), *args]
+           "-o", "python_files=case_*.py", "--knit-artifacts", str(art), *args]
     t0 = time.monotonic()
     # A wide terminal: pytest cuts short-summary reasons to the terminal width.
     env = {**os.environ, "COLUMNS": "1000"}
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=DEADLINE_S,
                        env=env)
-    return p, time.monotonic() - t0
+    took = time.monotonic() - t0
+    # Every VM of the session is gone with it, stopped (SIGSTOP) ones included.
+    assert not qemus_of(art), f"qemu of {case} still running: {qemus_of(art)}"
+    assert took < DEADLINE_S
+    return p, took
 
 
 def outcomes(out: str) -> dict[str, str]:
@@ -64,7 +84,6 @@ def test_vm_fault_is_survived(case, why, tmp_path):
     assert re.search(why, cause(out, "test_fault")), cause(out, "test_fault")
     assert got.get("test_after") == "PASSED", out[-3000:]
     assert "knit: replacing VM" in out or "VM is unusable" in out or "knit console tail" in out
-    assert took < DEADLINE_S
 
 
 def test_leftovers_are_caught_and_the_vm_replaced(tmp_path):
@@ -95,4 +114,35 @@ def test_corrupt_image_and_a_kernel_that_never_boots(tmp_path):
     assert re.search(r"(ERROR|FAILED) \S+test_fault\[path:\S+orphan\S*\] - .*did not reach "
                      r"the agent", out), out[-3000:]
     assert re.search(rf"PASSED \S+test_fault\[{re.escape(good.name)}\]", out), out[-3000:]
-    assert took < DEADLINE_S
+
+
+def test_kernel_reports_fail_the_test_that_caused_them(tmp_path):
+    """A WARN in the test, in the exit of a netns it deleted (cleanup_net runs later, in a
+    workqueue), from a timer after it, and on the first attempt only: under --flake-retries 1
+    each fails (never flaky) with its trace, and the clean test after it passes at once."""
+    p, _ = run_case("case_kernel_faults.py", tmp_path, "--flake-retries", "1")
+    out = p.stdout + p.stderr
+    recs = {r["nodeid"].split("::")[1].split("[")[0]: r for r in
+            json.loads((tmp_path / "art" / "results.json").read_text())["tests"]}
+    # faulty test: (its outcome, the function that warned, the clean test that follows it)
+    expected = {
+        "test_warn_in_test": ("failed", "set_warn+", "test_after_warn_in_test"),
+        "test_warn_in_netns_exit": ("failed|error", "knit_fault_net_exit+",
+                                    "test_after_warn_in_netns_exit"),
+        "test_warn_from_timer_after_the_test": ("error", "later_fn+",
+                                                "test_after_warn_from_timer"),
+        "test_warn_on_first_attempt_only": ("failed", "set_warn+",
+                                            "test_after_warn_on_first_attempt"),
+    }
+    for test, (outcome, text, after) in expected.items():
+        rec = recs[test]
+        assert rec["outcome"] in outcome.split("|") and rec["attempts"] == 1, \
+            (test, rec, out[-3000:])
+        assert text in rec["message"] and rec["faults"][0].startswith("warning "), rec
+        assert (recs[after]["outcome"], recs[after]["attempts"]) == ("passed", 1), recs[after]
+    leak = recs["test_leak"]
+    if leak["outcome"] == "skipped":
+        assert "no kmemleak" in leak["message"], leak
+    else:
+        assert leak["outcome"] == "error" and leak["faults"][0].startswith("kmemleak "), leak
+        assert recs["test_after_leak"]["outcome"] == "passed"

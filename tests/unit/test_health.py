@@ -116,3 +116,14 @@ def test_a_report_without_frames_is_fingerprinted_by_its_line():
     two = health.scan(["[  312.000001] WARNING: knit synthetic fault"])[0]
     assert one.fingerprint == two.fingerprint
     assert one.signature == "warning:WARNING: knit synthetic fault"
+
+
+def test_records_userspace_wrote_to_kmsg_are_no_kernel_report():
+    # A debian-6.12 (6.12.118+deb13) boot under virtme-ng 1.42: virtme-ng-init logs its
+    # own failures to kmsg.
+    from knit.guest import agent
+    line = ('[   12.608949] ' + agent.USER_MARK + 'virtme-ng-init: WARNING: failed to run: '
+            '"systemd-tmpfiles" --create --boot --exclude-prefix=/dev --exclude-prefix=/root')
+    assert agent.USER_MARK == health.USER_MARK
+    assert health.scan([line]) == []
+    assert len(health.scan([line.replace(agent.USER_MARK, "")])) == 1
