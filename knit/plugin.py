@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -86,6 +87,26 @@ def pytest_configure(config: pytest.Config) -> None:
         "start nothing new while it runs",
     ):
         config.addinivalue_line("markers", line)
+    cap_workers(config)
+
+
+def cap_workers(config: pytest.Config) -> None:
+    """`-n` above the guest slots the host carries runs that many workers, not more: a
+    worker beyond them would boot a guest only to wait for a slot (`-n 4` on 2 TCG cores
+    took 2.65x the wall time of `-n 2` before slots, and extra boots cost even with them).
+    KNIT_GUEST_SLOTS raises the limit."""
+    tx = getattr(config.option, "tx", None) or []
+    if hasattr(config, "workerinput") or not tx or set(tx) != {"popen"}:
+        return
+    name = config.getoption("accel") or accel.cached() or "tcg"
+    slots = cpulock.slot_count(name)
+    if len(tx) > slots:
+        config.option.tx = tx[:slots]
+        config.option.numprocesses = slots
+        why = ("KNIT_GUEST_SLOTS" if os.environ.get("KNIT_GUEST_SLOTS") else
+               f"{os.cpu_count()} CPUs under {name}; KNIT_GUEST_SLOTS=N changes it")
+        print(f"knit: -n {len(tx)} runs {slots} workers, one per guest slot ({why})",
+              file=sys.stderr)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

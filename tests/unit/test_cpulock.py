@@ -7,6 +7,8 @@ from pathlib import Path
 
 from knit import cpulock
 
+pytest_plugins = ["pytester"]
+
 
 def _hold(root: Path, exclusive: bool, name: str, seconds: float, log: Path) -> None:
     with cpulock.hold(root, exclusive):
@@ -77,3 +79,11 @@ def test_slot_count_follows_the_accelerator(monkeypatch):
     assert cpulock.slot_count("kvm", cpus=2) == 4
     monkeypatch.setenv("KNIT_GUEST_SLOTS", "3")
     assert cpulock.slot_count("tcg", cpus=2) == 3
+
+
+def test_more_workers_than_slots_are_not_started(pytester, monkeypatch):
+    monkeypatch.setenv("KNIT_GUEST_SLOTS", "2")
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    r = pytester.runpytest_subprocess("-p", "knit.plugin", "-n", "4", "-p", "no:randomly")
+    r.stdout.fnmatch_lines(["*2 workers*"])
+    r.stderr.fnmatch_lines(["knit: -n 4 runs 2 workers, one per guest slot (KNIT_GUEST_SLOTS)"])
