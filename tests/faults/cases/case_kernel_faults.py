@@ -11,7 +11,7 @@ import pytest
 
 from knit import kbuild
 from knit.paths import ROOT
-from knit.plugin import VM_KEY, settle_window
+from knit.plugin import SETTLE_S, VM_KEY
 
 SRC = ROOT / "tests/faults/kmod/knit_fault"
 PARAMS = Path("/sys/module/knit_fault/parameters")
@@ -59,8 +59,9 @@ def test_after_warn_in_netns_exit(vm):
 
 
 def test_warn_from_timer_after_the_test(vm, fault):
-    # Inside the settle window, well after the netns canary: only the quiet wait catches it.
-    fault.trigger("warn_after_ms", str(int(settle_window(vm) * 700)))
+    # Inside the default settle window, after the netns canary: only the quiet wait catches
+    # it (KNIT_SETTLE_S=0 shows it land in the next test).
+    fault.trigger("warn_after_ms", str(int(vm.scaled(SETTLE_S) * 700)))
 
 
 def test_after_warn_from_timer(vm):
