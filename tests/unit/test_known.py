@@ -18,8 +18,10 @@ def write(tmp_path, text):
     return p
 
 
-def test_the_shipped_file_parses_and_holds_no_invented_issue():
-    assert known.load() == []  # only the commented example
+def test_the_shipped_file_parses_and_each_issue_points_upstream():
+    issues = known.load()
+    assert [i.id for i in issues] == ["mptcp-dss-not-matching"]
+    assert all(i.reference.startswith("https://") for i in issues)
 
 
 def test_an_issue_matches_by_fingerprint_on_the_kernels_it_affects(tmp_path):

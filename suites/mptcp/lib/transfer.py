@@ -8,6 +8,7 @@ message to 240 characters, so pass the summary as a string for the whole of it).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -46,11 +47,15 @@ class Transfer:
     sent_sha256: str | None = None
     received_sha256: str | None = None
 
+    # Called when a summary is made: the counters of the window the transfer ran in.
+    mib: Callable[[], dict[str, dict[str, int]]] | None = None
+
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Transfer:
+    def from_dict(cls, d: dict[str, Any],
+                  mib: Callable[[], dict[str, dict[str, int]]] | None = None) -> Transfer:
         """From traffic.transfer's dict; keys this class does not name are left out."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        names = {f.name for f in fields(cls)} - {"mib"}
+        return cls(**{k: v for k, v in d.items() if k in names}, mib=mib)
 
     def subflow(self, local: str) -> dict[str, Any]:
         """The client's last tcp_info view of the subflow from `local` (a capture loses
@@ -71,6 +76,9 @@ class Transfer:
         s: dict[str, Any] = {k: getattr(self, k) for k in SUMMARY_KEYS}
         s["server"] = {k: v for k, v in self.server.items() if k != "info"}
         s["actions"] = [(a["argv"], a["rc"], a["stderr"].strip()) for a in self.actions]
+        trouble = self.mib() if self.mib else {}
+        if any(trouble.values()):
+            s["mib"] = trouble
         return json.dumps(s)
 
     def __repr__(self) -> str:
