@@ -6,7 +6,7 @@ import json
 from knit import known
 from suites.mptcp.lib.transfer import Transfer
 
-# The deltas of the debian-6.12 (6.12.117+deb12) failure of test_subflow_endpoints[1]
+# The deltas issue 21 reports for the debian-6.12 failure of test_subflow_endpoints[1]
 # under -n 4 (2026-12-02): the server reset the join subflow.
 TROUBLE = {"ns1": {}, "ns2": {"MPTcpExtDSSNotMatching": 1, "MPTcpExtMPRstTx": 1}}
 
