@@ -99,7 +99,7 @@ def capture(vm) -> None:
         save("link_stat", "txt", "tipc1", ["tipc", "link", "stat", "show"],
              "right after the .json")
         ev = vm.call("suites.tipc.lib.sock:subscribe_once", ns="tipc1", type=0, lower=0,
-                     upper=0xFFFFFFFF, timeout_ms=500, wait=vm.scaled(6))
+                     upper=0xFFFFFFFF, timeout_ms=500)
         save("topsrv_events", "json", "tipc1", ["suites.tipc.lib.sock:subscribe_once",
              "type=0", "lower=0", "upper=0xffffffff", "timeout_ms=500"],
              "struct tipc_subscr sent and each struct tipc_event received, hex, host order "
