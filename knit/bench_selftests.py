@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -14,9 +15,29 @@ from collections.abc import Callable
 from pathlib import Path
 
 from knit import accel, kernels, ktap, selftests, vngcmd
+from knit.bench import VNG_RAN
+from knit.errors import KnitError
 
 TARGET = selftests.MPTCP
 SCRIPT = "mptcp_join.sh"
+PLAN = re.compile(r"^\s*1\.\.(\d+)\s*$", re.M)   # TAP's plan: how many results follow
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else "(no output)"
+
+
+def group_cases(o: str, rc: int, output: str) -> list[ktap.Case]:
+    """The TAP cases of one direct `vng -- ./mptcp_join.sh -<o>` run; a KnitError unless
+    vng ran it to the end: a known exit code, at least one case, as many as the plan."""
+    cases = ktap.parse(output)
+    plan = [int(n) for n in PLAN.findall(output)]
+    if rc not in VNG_RAN or not cases or (plan and len(cases) != plan[-1]):
+        got = f"{len(cases)} of {plan[-1]}" if plan else f"{len(cases)}"
+        raise KnitError(f"direct -{o}: vng exited {rc} with {got} TAP cases, so it did not "
+                        f"run the group through; its last line: {_last_line(output)}")
+    return cases
 
 
 def _groups(tree: selftests.Tree, opts: list[str]) -> dict[str, str]:
@@ -44,9 +65,13 @@ def direct(k: kernels.Kernel, where: Path, opts: list[str], timeout: float,
         spec = vngcmd.VngSpec(image=k.image, command=[f"./{SCRIPT}", f"-{o}"], accel=acc,
                               cwd=where, verbose=True)
         g0 = time.monotonic()
-        p = subprocess.run(vngcmd.build(spec), stdin=subprocess.DEVNULL, capture_output=True,
-                           text=True, env=env, timeout=timeout)
-        cases = ktap.parse(p.stdout + p.stderr)
+        try:
+            p = subprocess.run(vngcmd.build(spec), stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise KnitError(f"direct -{o}: vng still running after {timeout:.0f}s "
+                            "(the selftest's own timeout, scaled for the accelerator)") from None
+        cases = group_cases(o, p.returncode, p.stdout + p.stderr)
         verdicts.update({f"-{o} {c.number} {c.name}": c.outcome for c in cases})
         took = time.monotonic() - g0
         if per_group is not None:
@@ -65,16 +90,23 @@ def via_knit(kernel: str, groups: dict[str, str], workers: int,
                 "-n", str(workers), "--kernel", kernel, "--knit-results", str(out),
                 "--knit-artifacts", str(Path(tmp) / "art"), "-p", "no:randomly", "-q"]
         t0 = time.monotonic()
-        subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
         seconds = time.monotonic() - t0
+        if p.returncode not in (0, 1):   # 0/1: the items ran (and passed or failed)
+            raise KnitError(f"knit's pytest -n {workers} exited {p.returncode}, so its items "
+                            f"did not run; its last line: {_last_line(p.stdout + p.stderr)}")
         verdicts, _ = knit_verdicts(out, groups, log)
     return verdicts, seconds
 
 
 def knit_verdicts(path: Path, groups: dict[str, str],
                   log: Callable[[str], None]) -> tuple[dict[str, str], float]:
-    """Per-case verdicts of the join groups in a knit results.json, and its wall time."""
-    data = json.loads(path.read_text()) if path.exists() else {}
+    """Per-case verdicts of the join groups in a knit results.json, and its wall time; a
+    KnitError unless every group has an item there with at least one case."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise KnitError(f"no knit results to compare with in {path}: {e}") from None
     by_group = {g: o for o, g in groups.items()}
     verdicts: dict[str, str] = {}
     for t in data.get("tests", []):
@@ -84,6 +116,10 @@ def knit_verdicts(path: Path, groups: dict[str, str],
         for c in t.get("cases") or []:
             verdicts[f"-{by_group[group]} {c['number']} {c['name']}"] = c["outcome"]
         log(f"knit {t['nodeid']}: {t['outcome']}, {len(t.get('cases') or [])} cases")
+    empty = [g for o, g in groups.items() if not any(c.startswith(f"-{o} ") for c in verdicts)]
+    if empty:
+        raise KnitError(f"{path}: no cases of mptcp_join group(s) {', '.join(empty)}: "
+                        "did that run select them (suites/upstream, -k mptcp_join)?")
     meta = data.get("meta", {})
     return verdicts, meta.get("finished", 0) - meta.get("started", 0)
 

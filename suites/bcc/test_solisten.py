@@ -27,7 +27,7 @@ def test_listen_v4_and_v6(bcc: Bcc, net: Topology) -> None:
             addr = net.addr("ns2", "ns2eth1", family)
             with bcc.server(addr, PORT + i, backlog=BACKLOG, accepts=0) as srv:
                 listeners.append((srv.pid, SERVER_COMM, proto, BACKLOG, PORT + i, addr))
-        tr.wait(lambda evs: len(evs) >= 2, bcc.vm.scaled(15))
+        tr.wait(lambda evs: len(evs) >= 2, bcc.vm.scaled(15), "both listen() events")
     got = [(e.pid, e.comm, e.proto, e.backlog, e.port, e.addr) for e in tr.events
            if e.port in (PORT, PORT + 1)]
     if bcc.variant == "libbpf":  # only libbpf-tools print listen()'s return value

@@ -21,7 +21,8 @@ def test_connect_accept_close_v4_and_v6(bcc: Bcc, net: Topology) -> None:
                 srv.wait_for(r'"rport"', bcc.vm.scaled(10))  # accepted before the trace stops
             conns[family] = (conns[family], srv.pid)
         # Each connection: C, A, and an X from both ends.
-        tr.wait(lambda evs: all(len(seen(evs, PORT + i)) >= 4 for i in (0, 1)), bcc.vm.scaled(15))
+        tr.wait(lambda evs: all(len(seen(evs, PORT + i)) >= 4 for i in (0, 1)), bcc.vm.scaled(15),
+                "C, A and two X of each connection")
     for i, family in enumerate((4, 6)):
         conn, server_pid = conns[family]
         got = seen(tr.events, PORT + i)
@@ -40,7 +41,8 @@ def test_refused_connect_reports_no_connect(bcc: Bcc, net: Topology) -> None:
         with bcc.server(dst, PORT + 1) as srv:  # a good connection marks the end of the trace
             done, _ = bcc.client(dst, PORT + 1)
             srv.wait_for(r'"rport"', bcc.vm.scaled(10))
-        tr.wait(lambda evs: len(seen(evs, PORT + 1)) >= 4, bcc.vm.scaled(15))
+        tr.wait(lambda evs: len(seen(evs, PORT + 1)) >= 4, bcc.vm.scaled(15),
+                "the good connection's C, A and two X")
     assert refused is None, f"connect to an unused port was not refused: {raw}"
     assert [e for e in seen(tr.events, PORT) if e[0] in "CA"] == []
     assert [e[0] for e in seen(tr.events, PORT + 1) if e[0] == "C"] == ["C"]
@@ -53,7 +55,7 @@ def test_pid_filter_shows_only_that_pid(bcc: Bcc, net: Topology) -> None:
             bcc.open_gate(srv)  # accept() from now on, under the attached kretprobe
             conn, _ = bcc.client(dst, PORT)
             srv.wait_for(r'"rport"', bcc.vm.scaled(10))
-            tr.wait(lambda evs: len(evs) >= 2, bcc.vm.scaled(15))
+            tr.wait(lambda evs: len(evs) >= 2, bcc.vm.scaled(15), "the server's A and X")
     assert {e.pid for e in tr.events} == {srv.pid}
     assert sorted(seen(tr.events, PORT)) == sorted(
         [conn.as_server("A", srv.pid), conn.as_server("X", srv.pid)])
@@ -69,7 +71,7 @@ def test_netns_filter_shows_only_that_netns(bcc: Bcc, net: Topology) -> None:
         with bcc.server(dst, PORT) as srv:
             conn, _ = bcc.client(dst, PORT)
             srv.wait_for(r'"rport"', bcc.vm.scaled(10))
-        tr.wait(lambda evs: len(seen(evs, PORT)) >= 2, bcc.vm.scaled(15))
+        tr.wait(lambda evs: len(seen(evs, PORT)) >= 2, bcc.vm.scaled(15), "the server's A and X")
     # Only the server's end lives in ns2: its accept and close, none of the client's events.
     assert sorted(seen(tr.events, PORT)) == sorted(
         [conn.as_server("A", srv.pid), conn.as_server("X", srv.pid)])

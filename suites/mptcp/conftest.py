@@ -12,6 +12,8 @@ from suites.mptcp.lib.session import Mptcp
 
 
 @pytest.fixture
-def mp(vm: VM, topo: Any, artifacts_dir: Path, knit_kernel: Any) -> Mptcp:
+def mp(request: pytest.FixtureRequest, vm: VM, topo: Any, artifacts_dir: Path,
+       knit_kernel: Any) -> Mptcp:
     """Build, observe (nstat, pcap, monitor) and transfer; artifacts in artifacts_dir."""
-    return Mptcp(vm, topo, artifacts_dir, f"{knit_kernel.name} ({knit_kernel.version})")
+    return Mptcp(vm, topo, artifacts_dir, f"{knit_kernel.name} ({knit_kernel.version})",
+                 request.node)

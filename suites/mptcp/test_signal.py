@@ -96,5 +96,5 @@ def test_add_addr_retransmitted_then_times_out(mp, knit_kernel):
     else:
         assert all(g >= 0.9 for g in gaps), gaps            # add_addr_timeout=1 s
     assert not obs.wire(AddAddr, echo=True), "an echo got past the tc drop"
-    obs.check("ns2", AddAddrTx=4, EchoAdd=0)
-    obs.check("ns1", AddAddr=4, EchoAddTx=4)
+    obs.check("ns2", optional=("AddAddrTx",), AddAddrTx=4, EchoAdd=0)
+    obs.check("ns1", optional=("EchoAddTx",), AddAddr=4, EchoAddTx=4)

@@ -33,7 +33,7 @@ def test_rdm_name_sequence_request_reply(vm, pair, tipc):
                   ns="tipc2", ready="ready") as srv:
         for instance in (100, 150, 199):      # any name inside the bound sequence
             r = vm.call(f"{SOCK}:rdm_request", ns="tipc1", type=18888, instance=instance,
-                        payload=f"ping {instance}", timeout=vm.scaled(5))
+                        payload=f"ping {instance}", wait=vm.scaled(5), timeout=vm.scaled(10))
             assert r["reply"] == f"echo:ping {instance}"
             assert r["from"][1] == server and r["me"][1] == pair.hash("tipc1")
         # Outside the sequence there is no one to deliver to.
@@ -48,7 +48,7 @@ def test_stream_listen_accept_connect(vm, pair, tipc):
     with vm.spawn(tipc.sock("serve-stream", "--type", 18889, "--lower", 1, "--upper", 1),
                   ns="tipc2", ready="ready") as srv:
         r = vm.call(f"{SOCK}:stream_request", ns="tipc1", type=18889, instance=1,
-                    payloads=payloads, timeout=vm.scaled(5))
+                    payloads=payloads, wait=vm.scaled(5), timeout=vm.scaled(10))
         assert r["replies"] == payloads
         assert r["peer"][1] == pair.hash("tipc2")
         done = srv.wait_for('"accepted"', vm.scaled(5))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import compileall
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -112,11 +112,23 @@ def toa_net(vm: VM, topo, toa: Toa) -> ToaNet:
 
 
 @pytest.fixture
-def reference_only(toa_impl: str, toa_src: Path) -> None:
-    """Cases that read the reference module's `entries` parameter or exact stats rows."""
-    if toa_impl == "kmod" and toa_src != REFERENCE_SRC:
-        pytest.skip(f"needs kmod/toa's entries parameter and toa_stats rows; "
-                    f"--toa-src {toa_src} may not have them")
+def toa_reference(toa_impl: str, toa_src: Path) -> bool:
+    """True for bpf/toa and kmod/toa, whose counters and log lines knit documents; False
+    for a module from --toa-src."""
+    return toa_impl == "bpf" or toa_src == REFERENCE_SRC
+
+
+@pytest.fixture
+def toa_needs(toa_net: ToaNet, toa_reference: bool, toa_src: Path) -> Callable[..., None]:
+    """needs(*rows, entries=False): the counter rows (and live-entries count) a bookkeeping
+    case reads, probed in the guest. A --toa-src module without them skips that case,
+    naming what it lacks; for kmod/toa and bpf/toa it is a failure."""
+    def needs(*rows: str, entries: bool = False) -> None:
+        lack = toa_net.lacks(*rows, entries=entries)
+        if lack and not toa_reference:
+            pytest.skip(f"--toa-src {toa_src}: no {'; no '.join(lack)}")
+        assert not lack, f"the TOA under test has no {'; no '.join(lack)}"
+    return needs
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -125,3 +125,19 @@ def test_softirqs_histograms(path: Path) -> None:
     for name, hist in report.hists.items():
         assert sum(hist.values()) > 0, name
         assert all(hi == (1 if lo == 0 else 2 * lo - 1) for lo, hi in hist), name
+
+
+def test_trace_wait_raises_with_what_it_saw() -> None:
+    """A wait that times out fails, naming what it waited for and the events it did see
+    (a stopped trace of a real capture: its events no longer grow)."""
+    from knit.vm import Result
+    from knit.wait import WaitTimeout
+    from suites.bcc.lib.tools import Trace
+
+    [path] = captures("bcc_solisten_libbpf_*.txt")
+    tr = Trace("solisten", "libbpf", [], "6.12", result=Result(0, path.read_text(), ""),
+               _parse=parsers.PARSERS[("solisten", "libbpf")])
+    assert len(tr.wait(lambda evs: len(evs) >= 2, 1.0, "both listen() events")) >= 2
+    with pytest.raises(WaitTimeout, match=r"solisten \(libbpf\): a third listen\(\) not "
+                                          r"within 0\.2s; 2 events seen, last \[.*6000"):
+        tr.wait(lambda evs: len(evs) >= 3, 0.2, "a third listen()", poll=0.05)

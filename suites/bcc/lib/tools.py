@@ -2,7 +2,7 @@
 
     with tools.trace(vm, knit_kernel, "tcptracer", "libbpf", ["-p", "42"]) as tr:
         ...traffic...
-        tr.wait(lambda evs: len(evs) >= 3, vm.scaled(10))
+        tr.wait(lambda evs: len(evs) >= 3, vm.scaled(10), "3 events")
     tr.events                       # parsed after the tool was stopped with SIGINT
 
 Two variants of each tool (Debian bookworm, both bcc 0.26):
@@ -65,6 +65,7 @@ READY_S = {
     ("softirqs", "python"): 100.0,
 }
 PROBE_S = 120.0   # host seconds (x3 allowed on a loaded host)
+TAIL_CHARS = 600  # of a tool's output, in a timed-out wait's message
 
 # A minimal bcc program that pulls in what the tools include (net/sock.h and bcc's
 # helpers): if this does not compile against a kernel's headers, no bcc python tool will.
@@ -281,14 +282,19 @@ class Trace:
     def events(self) -> list[Any]:
         return self._parse(self.stdout)
 
-    def wait(self, done: Callable[[list[Any]], bool], timeout: float,
+    def wait(self, done: Callable[[list[Any]], bool], timeout: float, what: str = "",
              poll: float = 0.5) -> list[Any]:
-        """Poll the running tool's output until `done(events)`; returns the events either
-        way (the test's own asserts say what was missing; issue 21 would raise instead)."""
+        """Poll the running tool's output until `done(events)` and return the events. On
+        timeout raise WaitTimeout naming `what`, the events seen and the output's tail (a
+        window meant to pass without an event is a plain sleep, said so at the call)."""
         try:
-            return wait_until(lambda: self.events, done, timeout, f"{self.tool} events", poll)
+            return wait_until(lambda: self.events, done, timeout, what or "events", poll)
         except WaitTimeout as e:
-            return e.last
+            tail = self.stdout[-TAIL_CHARS:]
+            raise WaitTimeout(
+                f"{self.tool} ({self.variant}): {what or 'awaited events'} not within "
+                f"{timeout:.1f}s; {len(e.last)} events seen, last {e.last[-3:]!r}; "
+                f"output tail: {tail!r}", e.last) from None
 
 
 def record(tr: Trace, folder: Path, name: str, accel: str = "") -> Path:

@@ -44,6 +44,7 @@ class Transfer:
     server_error: str | None = None
     seconds: float | None = None
     upload_seconds: float | None = None
+    join_seconds: float | None = None   # until wait_subflows joined; None: not reached
     sent_sha256: str | None = None
     received_sha256: str | None = None
 

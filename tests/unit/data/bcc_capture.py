@@ -73,7 +73,7 @@ def capture(vm, k, variants: list[str]) -> None:
                 with vm.spawn([*py, "serve", addr, str(5000 + i)], ns="ns2", ready=LISTENING):
                     vm.call("suites.bcc.lib.traffic:connect", ns="ns1", addr=addr, port=5000 + i)
                     time.sleep(1)
-            tr.wait(lambda evs: len(evs) >= 8, vm.scaled(10))
+            tr.wait(lambda evs: len(evs) >= 8, vm.scaled(10), "8 events")
         save(f"tcptracer_{variant}", tr, "one IPv4 then one IPv6 connection, knit-cli in ns1 "
              "-> knit-srv in ns2 (ports 5000, 5001), both ends close")
         with tools.trace(vm, k, "solisten", variant) as tr:
@@ -81,7 +81,7 @@ def capture(vm, k, variants: list[str]) -> None:
                 with vm.spawn([*py, "serve", addr, str(6000 + i), "--backlog", "7",
                                "--accepts", "0"], ns="ns2", ready=LISTENING):
                     time.sleep(1)
-            tr.wait(lambda evs: len(evs) >= 2, vm.scaled(10))
+            tr.wait(lambda evs: len(evs) >= 2, vm.scaled(10), "2 events")
         save(f"solisten_{variant}", tr, "knit-srv listen() with backlog 7 on 10.0.1.2:6000 "
              "then [dead:beef:1::2]:6001 in ns2")
         vm.run(["tc", "qdisc", "add", "dev", "ns1eth1", "root", "netem", "delay", "1ms"],

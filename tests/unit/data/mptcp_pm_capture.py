@@ -45,7 +45,8 @@ def main(name: str) -> None:
         with vm.spawn(["ip", "mptcp", "monitor"], ns="ns1") as mon:
             vm.call("suites.mptcp.lib.traffic:wait_syscall", pid=mon.pid, nr=47)
             r = vm.call("suites.mptcp.lib.traffic:transfer", ns="ns1", connect="10.0.1.2",
-                        size=1 << 20, rate=256 << 10, wait_subflows=2, probes=probes,
+                        size=1 << 20, rate=256 << 10, wait_subflows=2, join_wait=vm.scaled(6),
+                        probes=probes,
                         actions=[{"at": 0.6, "ns": "ns2", "argv": pm.delete_argv(5)}],
                         timeout=600)
             vm.run(["sleep", "2"])
