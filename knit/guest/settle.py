@@ -16,13 +16,12 @@ import time
 
 from pyroute2 import IPRoute
 
-from knit.guest.netns import create_netns
-from knit.guest.setns import NETNS_DIR, libc
+from knit.guest.netns import create_netns, destroy
+from knit.guest.setns import libc
 
 CANARY = "knit-settle"
 CANARY_IF = "knit-settle0"
 KMEMLEAK = "/sys/kernel/debug/kmemleak"
-MNT_DETACH = 2
 KMEMLEAK_MIN_AGE_S = 5.2  # mm/kmemleak.c MSECS_MIN_AGE, and a margin
 
 
@@ -33,8 +32,7 @@ def netns_dismantled(limit: float) -> float:
     with IPRoute() as ipr:
         ipr.link("add", ifname=CANARY_IF, kind="veth",
                  peer={"ifname": "eth0", "net_ns_fd": CANARY})
-    libc().umount2(f"{NETNS_DIR}/{CANARY}".encode(), MNT_DETACH)
-    os.unlink(f"{NETNS_DIR}/{CANARY}")
+    destroy([CANARY])
     while os.path.exists(f"/sys/class/net/{CANARY_IF}") and time.monotonic() - t0 < limit:
         time.sleep(0.02)
     return time.monotonic() - t0
