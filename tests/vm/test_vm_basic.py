@@ -2,7 +2,9 @@
 
 import pytest
 
+from knit import kbuild
 from knit.errors import ChannelError, CmdFailed
+from knit.paths import ROOT
 from knit.topology import pair
 
 
@@ -35,9 +37,14 @@ def test_two_namespaces_ping_over_veth(vm, topo, family, dst):
     assert "ns2eth1" not in vm.run(["ip", "-o", "link"], ns="ns1").stdout
 
 
-@pytest.mark.expect_kernel_fault(r"WARNING: knit synthetic")
-def test_health_check_catches_a_warning(vm):
-    vm.run(["sh", "-c", "echo 'WARNING: knit synthetic fault' > /dev/kmsg"])
+@pytest.mark.expect_kernel_fault(r"WARNING: .* set_warn\+")
+def test_health_check_catches_a_warning(vm, knit_kernel):
+    # A real WARN from the kernel (tests/faults/kmod/knit_fault): a line that userspace
+    # writes to /dev/kmsg is no kernel report, and the health check ignores it.
+    ko = kbuild.build_module(ROOT / "tests/faults/kmod/knit_fault", knit_kernel)
+    vm.run(["tee", "/dev/kmsg"], input="WARNING: written by userspace\n")
+    with kbuild.loaded(vm, ko):
+        vm.run(["tee", "/sys/module/knit_fault/parameters/warn"], input="1")
 
 
 @pytest.mark.kills_vm
