@@ -277,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     bi.add_argument("--jobs", type=int, default=0, help="make -j (default: all cores)")
     bi.add_argument("test", nargs=argparse.REMAINDER, help="-- pytest ARGS...")
     bi.set_defaults(func=cmd_bisect)
-    from knit import toa_deploy
+    from knit import mptcpify, toa_deploy
     toa_deploy.add_parser(sub)
+    mptcpify.add_parser(sub)
     args = p.parse_args(argv)
     try:
         return args.func(args)

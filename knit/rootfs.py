@@ -35,8 +35,8 @@ FORMAT = 1   # bump when the way a tree is made changes
 # What the suites run in the guest, and what builds modules there.
 PACKAGES = (
     "python3", "iproute2", "iputils-ping", "bpfcc-tools", "python3-bpfcc", "libbpf-tools",
-    "bpftool", "tcpdump", "iperf3", "mptcpd", "iptables", "nftables", "ethtool", "kmod",
-    "procps", "socat", "busybox-static", "mount", "util-linux", "file", "binutils",
+    "bpftool", "tcpdump", "iperf3", "mptcpd", "mptcpize", "iptables", "nftables", "ethtool",
+    "kmod", "procps", "socat", "busybox-static", "mount", "util-linux", "file", "binutils",
     "netcat-openbsd", "coreutils", "gcc", "make", "libc6-dev", "libelf-dev", "dwarves",
     "bc", "xz-utils", "zstd",
 )

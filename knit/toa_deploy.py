@@ -1,7 +1,7 @@
 """`knit toa`: deploy bpf/toa (the module-free TOA) on a real host with bpftool.
 
     knit toa attach --cgroup DIR --allow PREFIX [--allow ...] [--pin DIR] [--obj FILE]
-                    [--kernel K] [--dry-run]
+                    [--kind 254] [--len 8|20] [--kernel K] [--dry-run]
     knit toa allow  --allow PREFIX [...] [--pin DIR] [--dry-run]   replace the allowlist
     knit toa stats  [--pin DIR]                                     counters, as JSON
     knit toa detach --cgroup DIR [--pin DIR] [--dry-run]
@@ -9,8 +9,10 @@
 attach compiles bpf/toa/toa.bpf.c with clang (cached, as the suite does) unless --obj
 names a prebuilt object, checks the kernel's requirements, then prints and runs each
 bpftool command: load and pin the programs and maps under --pin (a bpffs directory), attach
-the five programs to --cgroup (a cgroup v2 directory: the backend's service), fill the
-allowlist. --dry-run only prints the commands (the recipe); so does --kernel K when K is
+the five programs to --cgroup (a cgroup v2 directory: the backend's service), set the
+option read (toa_conf: --kind and --len, 254/8 by default; 200/8 and the IPv6 253/20 or
+254/20 are the other variants in use), fill the allowlist. --dry-run only prints the
+commands (the recipe); so does --kernel K when K is
 not the running kernel (K: a knit kernel name such as debian-6.1, checked from its config).
 Needs root (CAP_BPF + CAP_NET_ADMIN + CAP_SYS_ADMIN for cgroup attach). bpf/toa/README.md
 has the recipe by hand and the security notes.
@@ -50,6 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "none: no option is honoured)")
     p.add_argument("--pin", default=PIN, help=f"bpffs dir for programs and maps ({PIN})")
     p.add_argument("--obj", help="prebuilt toa.bpf.o (default: compile bpf/toa with clang)")
+    p.add_argument("--kind", type=int, default=254, help="TCP option kind to read (254)")
+    p.add_argument("--len", type=int, default=8, choices=[8, 20], dest="length",
+                   help="its length: 8 = port + IPv4 (default), 20 = port + IPv6")
     p.add_argument("--kernel", help="check requirements against this knit kernel (default: "
                                     "the running one); another kernel implies --dry-run")
     p.add_argument("--dry-run", action="store_true", help="print the bpftool commands only")
@@ -91,10 +96,14 @@ def requirements(kernel: str | None) -> tuple[str, list[str], bool]:
     return version, problems, version == platform.release()
 
 
-def attach_cmds(obj: str, cgroup: str, pin: str, allow: list[str]) -> list[list[str]]:
+def attach_cmds(obj: str, cgroup: str, pin: str, allow: list[str], kind: int = 254,
+                length: int = 8) -> list[list[str]]:
     # bpftool pins below an existing bpffs directory (else it tries to mount one there).
+    conf = [str(b) for b in kind.to_bytes(4, "little") + length.to_bytes(4, "little")]
     cmds = [["mkdir", "-p", pin],
-            ["bpftool", "prog", "loadall", obj, f"{pin}/progs", "pinmaps", f"{pin}/maps"]]
+            ["bpftool", "prog", "loadall", obj, f"{pin}/progs", "pinmaps", f"{pin}/maps"],
+            ["bpftool", "map", "update", "pinned", f"{pin}/maps/toa_conf", "key", "0", "0",
+             "0", "0", "value", *conf]]
     cmds += [["bpftool", "cgroup", "attach", cgroup, kind, "pinned", f"{pin}/progs/{prog}"]
              for prog, kind in PROGS.items()]
     return cmds + allow_cmds(pin, allow, [])
@@ -148,7 +157,12 @@ def main(args: argparse.Namespace) -> int:
         if not obj:
             from knit import kbuild
             obj = str(kbuild.build_bpf(SRC).path)
-        return _run(attach_cmds(obj, args.cgroup, args.pin, args.allow), dry)
+        if not 2 <= args.kind <= 255:
+            print(f"knit toa: --kind {args.kind}: a TCP option kind is 2..255",
+                  file=sys.stderr)
+            return 2
+        return _run(attach_cmds(obj, args.cgroup, args.pin, args.allow, args.kind,
+                                args.length), dry)
     if args.action == "allow":
         old = [] if dry else [[str(int(b, 16)) for b in e["key"]] for e in
                               _bpftool_json("map", "dump", "pinned",

@@ -8,7 +8,8 @@
  *
  *   sockops "toa_sockops"   BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: skops->skb_data is that
  *                           ACK (uapi bpf.h, struct bpf_sock_ops); the options are parsed
- *                           like tcp_parse_options() and the first kind 254 / len 8 is kept
+ *                           like tcp_parse_options() and the first of toa_conf's kind and
+ *                           length (254 / 8 by default) is kept
  *                           in socket local storage with the real peer of that moment.
  *   cgroup/getpeername4/6   rewrite the peer sockaddr from that storage if the kernel's
  *                           peer still equals the recorded one (IPv6 sockets get
@@ -23,6 +24,10 @@
  * The option is honoured only if the peer that sent the ACK (the balancer) is in
  * toa_allow, an LPM trie of IPv6 prefixes (IPv4 as ::ffff:a.b.c.d/96+len).  Empty = trust
  * nobody.  Counters: toa_stats, a per-CPU array (rows: enum toa_stat).
+ *
+ * The option's kind and length come from toa_conf (one entry {kind, len}; zeros mean the
+ * default 254/8): vendors use 200/8 too, and 253/20 or 254/20 (port + IPv6 address) for
+ * IPv6.  Length 8 is read as port + IPv4, 20 as port + IPv6.
  *
  * Only uapi context fields and helpers: no vmlinux.h, no CO-RE relocation, so one object
  * loads on every kernel >= 5.17 (bpf_loop) with cgroup BPF and sk storage.
@@ -39,6 +44,7 @@
 #define TCPOPT_NOP	1
 #define TOA_KIND	254
 #define TOA_LEN		8
+#define TOA6_LEN	20
 #define TCP_MAX_OPTS	40
 #define TCP_CLOSE	7
 #define AF_INET		2	/* not in uapi headers usable from BPF C */
@@ -58,8 +64,13 @@ enum toa_stat {
 struct toa_entry {
 	__u32	real[4];	/* the peer at handshake time, IPv4 as ::ffff:a.b.c.d */
 	__u32	real_port;	/* network order, low 16 bits */
-	__u32	toa_addr;	/* network order */
 	__u32	toa_port;	/* network order, low 16 bits */
+	__u32	toa_addr[4];	/* network order, IPv4 as ::ffff:a.b.c.d */
+};
+
+struct toa_conf {
+	__u32	kind;		/* 0: TOA_KIND */
+	__u32	len;		/* 0: TOA_LEN; TOA_LEN or TOA6_LEN */
 };
 
 struct toa_prefix {
@@ -89,6 +100,13 @@ struct {
 	__type(value, __u32);
 } toa_allow SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct toa_conf);
+} toa_conf SEC(".maps");
+
 static __always_inline void count(__u32 row)
 {
 	__u64 *v = bpf_map_lookup_elem(&toa_stats, &row);
@@ -101,10 +119,19 @@ struct toa_walk {
 	__u8	opts[64];	/* the options, zero past optlen (64: index masks to & 63) */
 	__u32	optlen;
 	__u32	off;
-	__u32	addr;
+	__u32	kind;		/* what to look for (toa_conf) */
+	__u32	len;
+	__u32	addr[4];
 	__u32	port;
 	int	found;
 };
+
+/* Four option bytes from off, as they are on the wire (network order kept). */
+static __always_inline __u32 opt_u32(struct toa_walk *w, __u32 off)
+{
+	return w->opts[off & 63] | (w->opts[(off + 1) & 63] << 8) |
+	       (w->opts[(off + 2) & 63] << 16) | ((__u32)w->opts[(off + 3) & 63] << 24);
+}
 
 /* One step of the walk, as tcp_parse_options() does it: EOL ends, NOP is skipped, a length
  * < 2 or past the header ends the walk, kind 254 with another length is skipped, the
@@ -128,12 +155,18 @@ static long toa_walk_step(__u32 i, struct toa_walk *w)
 	len = w->opts[(off + 1) & 63];
 	if (len < 2 || off + len > w->optlen)
 		return 1;
-	if (kind == TOA_KIND && len == TOA_LEN) {
+	if (kind == w->kind && len == w->len) {
 		/* keep network order: the bytes as they are on the wire */
 		w->port = w->opts[(off + 2) & 63] | (w->opts[(off + 3) & 63] << 8);
-		w->addr = w->opts[(off + 4) & 63] | (w->opts[(off + 5) & 63] << 8) |
-			  (w->opts[(off + 6) & 63] << 16) |
-			  ((__u32)w->opts[(off + 7) & 63] << 24);
+		if (len == TOA6_LEN) {
+			w->addr[0] = opt_u32(w, off + 4);
+			w->addr[1] = opt_u32(w, off + 8);
+			w->addr[2] = opt_u32(w, off + 12);
+			w->addr[3] = opt_u32(w, off + 16);
+		} else {
+			w->addr[2] = bpf_htonl(0xffff);
+			w->addr[3] = opt_u32(w, off + 4);
+		}
 		w->found = 1;
 		return 1;
 	}
@@ -173,6 +206,11 @@ __attribute__((noinline)) int toa_copy_opts(struct bpf_sock_ops *skops, struct t
  * with data-dependent steps makes the verifier explore every path (minutes under TCG). */
 static __always_inline int toa_find(struct bpf_sock_ops *skops, struct toa_walk *w)
 {
+	__u32 zero = 0;
+	struct toa_conf *c = bpf_map_lookup_elem(&toa_conf, &zero);
+
+	w->kind = c && c->kind ? c->kind : TOA_KIND;
+	w->len = c && c->len == TOA6_LEN ? TOA6_LEN : TOA_LEN;
 	if (!toa_copy_opts(skops, w))
 		return 0;
 	bpf_loop(TCP_MAX_OPTS, toa_walk_step, w, 0);
@@ -238,7 +276,10 @@ int toa_sockops(struct bpf_sock_ops *skops)
 	if ((void *)(th + 1) > (void *)(long)skops->skb_data_end)
 		return 1;
 	e->real_port = th->source;	/* the ACK's source port is the peer's port */
-	e->toa_addr = w.addr;
+	e->toa_addr[0] = w.addr[0];
+	e->toa_addr[1] = w.addr[1];
+	e->toa_addr[2] = w.addr[2];
+	e->toa_addr[3] = w.addr[3];
 	e->toa_port = w.port;
 	count(SYN_RECV_SOCK_TOA);
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
@@ -264,12 +305,14 @@ int toa_getpeername4(struct bpf_sock_addr *ctx)
 		count(GETNAME_TOA_EMPTY);
 		return 1;
 	}
+	/* an IPv6 address (a len-20 option) cannot be told to an AF_INET socket */
 	if (e->real[0] || e->real[1] || e->real[2] != bpf_htonl(0xffff) ||
-	    e->real[3] != ctx->user_ip4 || e->real_port != (ctx->user_port & 0xffff)) {
+	    e->real[3] != ctx->user_ip4 || e->real_port != (ctx->user_port & 0xffff) ||
+	    e->toa_addr[0] || e->toa_addr[1] || e->toa_addr[2] != bpf_htonl(0xffff)) {
 		count(GETNAME_TOA_MISMATCH);
 		return 1;
 	}
-	ctx->user_ip4 = e->toa_addr;
+	ctx->user_ip4 = e->toa_addr[3];
 	ctx->user_port = e->toa_port;
 	count(GETNAME_TOA_OK);
 	return 1;
@@ -290,10 +333,10 @@ int toa_getpeername6(struct bpf_sock_addr *ctx)
 		count(GETNAME_TOA_MISMATCH);
 		return 1;
 	}
-	ctx->user_ip6[0] = 0;
-	ctx->user_ip6[1] = 0;
-	ctx->user_ip6[2] = bpf_htonl(0xffff);
-	ctx->user_ip6[3] = e->toa_addr;
+	ctx->user_ip6[0] = e->toa_addr[0];
+	ctx->user_ip6[1] = e->toa_addr[1];
+	ctx->user_ip6[2] = e->toa_addr[2];
+	ctx->user_ip6[3] = e->toa_addr[3];
 	ctx->user_port = e->toa_port;
 	count(GETNAME_TOA_OK);
 	return 1;

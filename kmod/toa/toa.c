@@ -53,11 +53,12 @@
  *  - EOL ends the list, NOP is skipped;
  *  - an option whose length byte is < 2 or runs past the end of the TCP
  *    header ends parsing (nothing after it is used);
- *  - kind 254 with any length other than exactly 8 (e.g. 7, 9, or 20 for
- *    the IPv6 layout) is not TOA: it is skipped like an unknown option and
- *    parsing continues;
- *  - the first well-formed kind 254 / len 8 option wins; later ones are
- *    ignored.
+ *  - an option of the parameters' kind with another length than the
+ *    parameter `len` (e.g. 7, 9, or 20 for the IPv6 layout when len is 8) is
+ *    not TOA: it is skipped like an unknown option and parsing continues;
+ *  - the first option of kind `kind` and length `len` wins; later ones are
+ *    ignored.  Defaults: kind 254, len 8 (port + IPv4); len 20 reads port +
+ *    IPv6 address (the IPv6 variants: dpvs 254/20, Alibaba 253/20).
  *  The options are copied with skb_header_pointer(), so a short or
  *  non-linear skb can never be read out of bounds.
  *
@@ -114,7 +115,20 @@
 #include <net/netns/generic.h>
 
 #define TCPOPT_TOA	254
-#define TCPOLEN_TOA	8
+#define TCPOLEN_TOA	8	/* port + IPv4 */
+#define TCPOLEN_TOA6	20	/* port + IPv6 (dpvs: kind 254, Alibaba: kind 253) */
+
+/*
+ * The option to look for: vendors disagree (254/8 the classic layout, 200/8 in
+ * 2.6.32-era modules and some clouds, 253/20 or 254/20 for IPv6).  The length
+ * also selects the body: 8 is port + IPv4, 20 is port + IPv6.
+ */
+static int kind = TCPOPT_TOA;
+module_param(kind, int, 0444);
+MODULE_PARM_DESC(kind, "TCP option kind of the address option (default 254)");
+static int len = TCPOLEN_TOA;
+module_param(len, int, 0444);
+MODULE_PARM_DESC(len, "its length: 8 (port + IPv4, default) or 20 (port + IPv6)");
 
 enum toa_stat {
 	TOA_STAT_SYN_RECV_SOCK_TOA,
@@ -153,7 +167,7 @@ struct toa_entry {
 	struct in6_addr real_addr;	/* real peer, v4 as ::ffff:a.b.c.d */
 	__be16 real_port;
 	__be16 toa_port;		/* as found in the option (BE) */
-	__be32 toa_addr;		/* as found in the option (BE) */
+	struct in6_addr toa_addr;	/* as found; an IPv4 one as ::ffff:a.b.c.d */
 };
 
 #define TOA_HASH_BITS 12
@@ -184,7 +198,8 @@ static struct toa_entry *toa_find_locked(const struct sock *sk)
 }
 
 static int toa_store(const struct sock *sk, const struct in6_addr *real_addr,
-		     __be16 real_port, __be16 toa_port, __be32 toa_addr)
+		     __be16 real_port, __be16 toa_port,
+		     const struct in6_addr *toa_addr)
 {
 	struct toa_entry *e, *old;
 	unsigned long flags;
@@ -196,7 +211,7 @@ static int toa_store(const struct sock *sk, const struct in6_addr *real_addr,
 	e->real_addr = *real_addr;
 	e->real_port = real_port;
 	e->toa_port = toa_port;
-	e->toa_addr = toa_addr;
+	e->toa_addr = *toa_addr;
 
 	spin_lock_irqsave(&toa_lock, flags);
 	old = toa_find_locked(sk);
@@ -279,7 +294,8 @@ static void toa_flush(void)
  * Find the first well-formed TOA option (kind 254, len 8) in the TCP header
  * of skb.  See the header comment for the handling of malformed options.
  */
-static bool toa_parse(const struct sk_buff *skb, __be16 *port, __be32 *addr)
+static bool toa_parse(const struct sk_buff *skb, __be16 *port,
+		      struct in6_addr *addr)
 {
 	u8 optbuf[MAX_TCP_OPTION_SPACE];
 	struct tcphdr _th;
@@ -303,12 +319,12 @@ static bool toa_parse(const struct sk_buff *skb, __be16 *port, __be32 *addr)
 		return false;
 
 	while (length > 0) {
-		u8 kind = *p++;
+		u8 opt = *p++;
 		u8 size;
 
-		if (kind == TCPOPT_EOL)
+		if (opt == TCPOPT_EOL)
 			return false;
-		if (kind == TCPOPT_NOP) {
+		if (opt == TCPOPT_NOP) {
 			length--;
 			continue;
 		}
@@ -317,9 +333,16 @@ static bool toa_parse(const struct sk_buff *skb, __be16 *port, __be32 *addr)
 		size = *p++;
 		if (size < 2 || size > length)
 			return false;	/* silly or truncated: stop */
-		if (kind == TCPOPT_TOA && size == TCPOLEN_TOA) {
+		if (opt == kind && size == len) {
+			__be32 v4;
+
 			memcpy(port, p, sizeof(*port));
-			memcpy(addr, p + sizeof(*port), sizeof(*addr));
+			if (len == TCPOLEN_TOA6) {
+				memcpy(addr, p + sizeof(*port), sizeof(*addr));
+			} else {
+				memcpy(&v4, p + sizeof(*port), sizeof(v4));
+				ipv6_addr_set_v4mapped(v4, addr);
+			}
 			return true;
 		}
 		p += size - 2;
@@ -343,7 +366,7 @@ struct toa_syn_data {
 	bool *own_req;
 	bool have_toa;
 	__be16 port;
-	__be32 addr;
+	struct in6_addr addr;
 };
 
 static void toa_syn_entry_common(struct toa_syn_data *d, struct pt_regs *regs,
@@ -379,7 +402,7 @@ static void toa_syn_ret_common(struct toa_syn_data *d, struct sock *child,
 {
 	if (d->have_toa &&
 	    !toa_store(child, real_addr, inet_sk(child)->inet_dport,
-		       d->port, d->addr))
+		       d->port, &d->addr))
 		TOA_INC(TOA_STAT_SYN_RECV_SOCK_TOA);
 	else
 		TOA_INC(TOA_STAT_SYN_RECV_SOCK_NO_TOA);
@@ -470,15 +493,16 @@ static int toa_inet_getname_ret(struct kretprobe_instance *ri,
 
 	if (!toa_getname_prepare(d, ret, &e))
 		return 0;
+	/* an IPv6 address from a len-20 option cannot be told to an AF_INET socket */
 	if (ret < (int)sizeof(*sin) || sin->sin_family != AF_INET ||
-	    !ipv6_addr_v4mapped(&e.real_addr) ||
+	    !ipv6_addr_v4mapped(&e.real_addr) || !ipv6_addr_v4mapped(&e.toa_addr) ||
 	    e.real_addr.s6_addr32[3] != sin->sin_addr.s_addr ||
 	    e.real_port != sin->sin_port) {
 		TOA_INC(TOA_STAT_GETNAME_TOA_MISMATCH);
 		return 0;
 	}
 	sin->sin_port = e.toa_port;
-	sin->sin_addr.s_addr = e.toa_addr;
+	sin->sin_addr.s_addr = e.toa_addr.s6_addr32[3];
 	TOA_INC(TOA_STAT_GETNAME_TOA_OK);
 	return 0;
 }
@@ -500,7 +524,7 @@ static int toa_inet6_getname_ret(struct kretprobe_instance *ri,
 		return 0;
 	}
 	sin6->sin6_port = e.toa_port;
-	ipv6_addr_set_v4mapped(e.toa_addr, &sin6->sin6_addr);
+	sin6->sin6_addr = e.toa_addr;
 	sin6->sin6_flowinfo = 0;
 	sin6->sin6_scope_id = 0;
 	TOA_INC(TOA_STAT_GETNAME_TOA_OK);
@@ -632,6 +656,10 @@ static int __init toa_init(void)
 {
 	int ret;
 
+	if (kind < 2 || kind > 255 || (len != TCPOLEN_TOA && len != TCPOLEN_TOA6)) {
+		pr_err("kind=%d len=%d: kind must be 2..255, len 8 or 20\n", kind, len);
+		return -EINVAL;
+	}
 	toa_stats = alloc_percpu(struct toa_stats);
 	if (!toa_stats)
 		return -ENOMEM;
@@ -653,6 +681,8 @@ static int __init toa_init(void)
 		goto err_destroy;
 	}
 
+	if (kind != TCPOPT_TOA || len != TCPOLEN_TOA)
+		pr_info("option kind %d, len %d\n", kind, len);
 	pr_info("toa loaded\n");
 	return 0;
 

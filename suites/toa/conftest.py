@@ -21,8 +21,17 @@ from knit import kbuild, requirements
 from knit.kernels import Kernel
 from knit.paths import ROOT
 from knit.vm import VM
-from suites.toa.lib.impl import ALLOW, BPF_SRC, Toa, bpf_attached, selected, sha256
+from suites.toa.lib.impl import (
+    ALLOW,
+    BPF_SRC,
+    Toa,
+    bpf_attached,
+    kmod_params,
+    selected,
+    sha256,
+)
 from suites.toa.lib.net import SOCKOPS_TOA_ADDR, ToaNet, topology
+from suites.toa.lib.wire import DEFAULT_KIND, OptionKind
 
 REFERENCE_SRC = ROOT / "kmod" / "toa"
 _BUILDS: dict[tuple[str, str], dict] = {}
@@ -91,16 +100,25 @@ def toa_bpf_obj(request: pytest.FixtureRequest, knit_kernel: Kernel) -> kbuild.B
 
 
 @pytest.fixture
-def toa(request: pytest.FixtureRequest, vm: VM, toa_impl: str) -> Iterator[Toa]:
-    """The TOA under test, active for this test: the module loaded (rmmod'ed after), or the
-    BPF programs attached to a fresh cgroup with ALLOW as allowlist (detached after)."""
+def toa_kind(request: pytest.FixtureRequest) -> OptionKind:
+    """The option the TOA reads: 254/8 unless a test parametrizes it (indirect=True, ids
+    from OptionKind.id: test_x[debian-6.12-kind200-len8-kmod])."""
+    return getattr(request, "param", DEFAULT_KIND)
+
+
+@pytest.fixture
+def toa(request: pytest.FixtureRequest, vm: VM, toa_impl: str,
+        toa_kind: OptionKind) -> Iterator[Toa]:
+    """The TOA under test, active for this test and reading `toa_kind`: the module loaded
+    (rmmod'ed after), or the BPF programs attached to a fresh cgroup with ALLOW as
+    allowlist (detached after)."""
     if toa_impl == "kmod":
         ko = request.getfixturevalue("toa_ko")
-        with kbuild.loaded(vm, ko):
+        with kbuild.loaded(vm, ko, kmod_params(toa_kind)):
             yield Toa("kmod", ko, {"kind": "kmod", "module": ko.name})
         return
     obj = request.getfixturevalue("toa_bpf_obj")
-    with bpf_attached(vm, obj, ALLOW) as state:
+    with bpf_attached(vm, obj, ALLOW, toa_kind) as state:
         yield Toa("bpf", obj, state)
 
 

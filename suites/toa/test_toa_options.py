@@ -2,28 +2,41 @@
 
 A raw client plays the FULLNAT load balancer: it crafts SYN, the handshake-completing ACK
 and a first data packet, each with the options a case names (suites.toa.lib.client).
+The cases marked `by_kind` run for each option variant the TOA can be configured to read
+(suites.toa.lib.wire.KINDS: 254/8, 200/8, the IPv6 253/20), ids naming it (kind200-len8).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from suites.toa.lib.net import CLI4, SRV4, Conn, ToaNet
+from suites.toa.lib.net import CLI4, SRV4, SRV6, Conn, ToaNet
 from suites.toa.lib.stats import delta
-from suites.toa.lib.wire import EOL, EXP253, NOP, toa
+from suites.toa.lib.wire import EOL, EXP253, KINDS, NOP, OptionKind, toa
 
 A = ("203.0.113.7", 4242)       # the "real client" a balancer reports
+A6 = ("2001:db8:cafe::7", 4242)  # the same, for the IPv6 variants
 B = ("203.0.113.99", 31337)
+by_kind = pytest.mark.parametrize("toa_kind", KINDS, ids=[k.id for k in KINDS], indirect=True)
+
+
+def client_for(kind: OptionKind) -> tuple[tuple[str, int], int, str]:
+    """(the client the balancer reports, the IP version it connects with, the listener):
+    an IPv6 variant's address only fits an IPv6 socket."""
+    return (A6, 6, "dual") if kind.ipv6 else (A, 4, "v4")
 
 
 def mapped(peer: tuple[str, int]) -> tuple[str, int]:
     return ("::ffff:" + peer[0], peer[1])
 
 
-def test_option_in_the_third_ack_is_the_peer(toa_net: ToaNet) -> None:
-    (seen,) = toa_net.connect(Conn(ack_opts=toa(*A)))
-    assert seen.accept == seen.getpeername == A
-    assert seen.getsockname == (SRV4, 5001)  # the local side is never rewritten
+@by_kind
+def test_option_in_the_third_ack_is_the_peer(toa_net: ToaNet, toa_kind: OptionKind) -> None:
+    peer, ip, listener = client_for(toa_kind)
+    (seen,) = toa_net.connect(Conn(ack_opts=toa_kind.option(*peer), ip=ip), listener=listener)
+    assert seen.accept == seen.getpeername == peer
+    # The local side is never rewritten (the dual-stack listener has its own port).
+    assert seen.getsockname == ((SRV6, 5002) if ip == 6 else (SRV4, 5001))
 
 
 def test_without_the_option_the_real_peer(toa_net: ToaNet) -> None:
@@ -31,16 +44,34 @@ def test_without_the_option_the_real_peer(toa_net: ToaNet) -> None:
     assert seen.accept == seen.getpeername == seen.real
 
 
-def test_option_only_in_a_later_data_packet_is_ignored(toa_net: ToaNet) -> None:
-    # The server reads the data packet before getpeername(), so it has been processed.
-    (seen,) = toa_net.connect(Conn(data_opts=toa(*A)))
-    assert seen.accept == seen.getpeername == seen.real
+@by_kind
+def test_option_only_in_a_later_data_packet_or_the_syn_is_ignored(
+        toa_net: ToaNet, toa_kind: OptionKind) -> None:
+    # The server reads the data packet before getpeername(), so it has been processed;
+    # only the ACK that creates the child counts (the SYN only for TCP Fast Open).
+    peer, ip, listener = client_for(toa_kind)
+    opt = toa_kind.option(*peer)
+    seen = toa_net.connect(Conn(data_opts=opt, ip=ip), Conn(syn_opts=opt, ip=ip),
+                           Conn(ack_opts=opt, ip=ip), listener=listener)
+    assert [s.getpeername == s.accept == s.real for s in seen] == [True, True, False]
+    assert seen[2].getpeername == peer      # the positive control, in the same call
 
 
-def test_option_only_in_the_syn_is_ignored(toa_net: ToaNet) -> None:
-    # Only the ACK that creates the child counts (the SYN only for TCP Fast Open).
-    (seen,) = toa_net.connect(Conn(syn_opts=toa(*A)))
-    assert seen.accept == seen.getpeername == seen.real
+# Every variant a TOA may meet, the IPv6 one of dpvs (254/20) included.
+VARIANTS = (*KINDS, OptionKind(254, 20))
+
+
+@by_kind
+def test_only_the_configured_kind_and_length_are_read(toa_net: ToaNet,
+                                                      toa_kind: OptionKind) -> None:
+    """One connection per variant, on the configured variant's family: only the configured
+    one is honoured. An IPv6 variant's address on an IPv4 socket could not be told at all."""
+    _, ip, listener = client_for(toa_kind)
+    seen = toa_net.connect(*(Conn(ack_opts=v.option(*client_for(v)[0]), ip=ip)
+                             for v in VARIANTS), listener=listener)
+    got = {v.id: s.getpeername for v, s in zip(VARIANTS, seen, strict=True)}
+    assert got == {v.id: client_for(v)[0] if v == toa_kind else s.real
+                   for v, s in zip(VARIANTS, seen, strict=True)}
 
 
 @pytest.mark.parametrize("ip", [4, 6], ids=["v4-client", "v6-client"])

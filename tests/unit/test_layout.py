@@ -10,7 +10,7 @@ from knit.paths import ROOT
 
 SUITES = sorted(p.name for p in (ROOT / "suites").iterdir() if (p / "__init__.py").exists())
 # Library modules named after a suite on purpose: `knit toa` deploys bpf/toa on real hosts.
-LIBRARY_FEATURES = {"knit.toa_deploy", "knit.toa_counters"}
+LIBRARY_FEATURES = {"knit.toa_deploy", "knit.toa_counters", "knit.mptcpify"}  # knit commands
 
 
 def module_name(path: Path) -> str:

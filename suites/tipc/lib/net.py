@@ -6,6 +6,7 @@ netns name (so link names read ``tipc1:eth1-tipc2:eth1``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -73,6 +74,23 @@ class Tipc:
         return self.run(ns, "bearer", "enable", "media", "udp", "name", name,
                         "localip", local, "remoteip", remote, check=check)
 
+    def disable_bearer(self, ns: str, media: str, name: str) -> Result:
+        key = "name" if media == "udp" else "device"
+        return self.run(ns, "bearer", "disable", "media", media, key, name)
+
+    def set_key(self, ns: str, key: bytes, master: bool = False,
+                check: bool = True) -> Result:
+        """`tipc node set key 0x...`: a cluster key (this node's TX key and its RX key for
+        every peer), or with `master` a master key from which the nodes exchange session
+        keys. `key` is the AEAD key (16, 24 or 32 bytes) followed by a 4-byte salt."""
+        return self.run(ns, "node", "set", "key", "0x" + key.hex(),
+                        *(["master"] if master else []), check=check)
+
+    def rekey_now(self, ns: str) -> None:
+        """Make this node generate a new session key and hand it to its peers (master-key
+        mode only)."""
+        self.run(ns, "node", "set", "key", "rekeying", "now")
+
     def bearers(self, ns: str) -> list[parse.Bearer]:
         return parse.parse_bearer_list(self.run(ns, "bearer", "list").stdout)
 
@@ -107,6 +125,16 @@ class Tipc:
         return self.wait(lambda: self.links(ns),
                          lambda have: all(have.get(k) == v for k, v in want.items()),
                          timeout, f"links in {ns} reaching {want}")
+
+    def link_states_during(self, ns: str, name: str, seconds: float) -> set[str | None]:
+        """Every state link `name` showed in `ns` (None: absent), polled for `seconds`: a
+        negative check that waits as long as the positive case is allowed to take."""
+        seen: set[str | None] = set()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            seen.add(self.links(ns).get(name))
+            time.sleep(0.2)
+        return seen
 
     def sock(self, *args: Any) -> list[str]:
         """argv of a long-running suites.tipc.lib.sock role, for vm.spawn."""
