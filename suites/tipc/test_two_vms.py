@@ -18,6 +18,7 @@ def summary_of(text: str) -> dict:
     return [d for d in map(json.loads, text.splitlines()) if "summary" in d][-1]
 
 
+@pytest.mark.slow
 def test_nodes_up_and_name_table_agrees_on_both_kernels(wired):
     a, b = wired.a, wired.b
     assert [(n.identity, n.state) for n in a.nodes("tipc1")] == [("tipc2", "up")]
@@ -55,6 +56,7 @@ def test_rdm_unicast_crosses_the_link(wired, count):
     assert sent >= count + 1 and got >= count + 1, (sent, got)
 
 
+@pytest.mark.slow
 def test_stream_unicast_crosses_the_link(wired):
     a, b = wired.a, wired.b
     payloads = ["hello", "x" * 20000, "bye"]   # 20000 > the wire's MTU: fragmented
@@ -73,6 +75,7 @@ def test_stream_unicast_crosses_the_link(wired):
     assert after["rx_fragmented"] - before["rx_fragmented"] >= 1
 
 
+@pytest.mark.slow
 def test_link_goes_down_when_the_peer_nic_goes_down(wired):
     """The wire has no carrier: tipc1's NIC stays up, so only link supervision can tell,
     within one tolerance (the kernel probes every min(tolerance/4, 500 ms))."""

@@ -29,12 +29,14 @@ def rtt_min_ms(out: str) -> float:
     return float(out.rsplit("=", 1)[1].split("/")[0])
 
 
+@pytest.mark.slow
 def test_netem_on_a_wire_delays_both_ways(vm, peer, topo):
     topo(pair(paths=1, b_vm="b", v6=False, netem=Netem(delay_ms=150)))
     # Both ends' egress delayed: at least 300 ms per round trip.
     assert rtt_min_ms(ping(vm, "ns1", "10.0.1.2")) >= 300
 
 
+@pytest.mark.slow
 def test_wire_nics_are_back_in_the_root_netns_after_a_test(vm, peer, topo):
     # Positive control for the parking check below: a wire NIC under its node's name.
     topo(pair(paths=1, b_vm="b", v6=False))
