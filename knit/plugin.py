@@ -20,8 +20,9 @@ import pytest
 
 from knit import accel, artifacts, cpulock, health, kernels, requirements, rootfs
 from knit.errors import BootError, KnitError
-from knit.pool import VMPool, key
-from knit.topology import Topology
+from knit.guest import wires
+from knit.pool import VMPool, key, peer_key
+from knit.topology import Topology, TopologyError
 from knit.vm import VM
 
 
@@ -34,7 +35,10 @@ class VmInUse(NamedTuple):
 
 
 VM_KEY = pytest.StashKey[VmInUse]()
+PEER_KEY = pytest.StashKey[VmInUse]()   # a multi_vm test's second VM (`peer`)
 NODES_KEY = pytest.StashKey[list[str]]()
+PEER_NODES_KEY = pytest.StashKey[list[str]]()
+PEER_NAME_KEY = pytest.StashKey[str]()
 ART_KEY = pytest.StashKey[Path]()
 USERSPACE_KEY = pytest.StashKey[str]()
 # The kernel faults the health check found for this item (a finding, not a leftover):
@@ -51,6 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("knit", "knit kernel test harness")
     g.addoption("--kernel", action="append", default=[], metavar="NAME",
                 help="kernel to test (repeatable): debian-6.1, debian-6.12, path:/bzImage")
+    g.addoption("--peer-kernel", action="append", default=[], metavar="NAME",
+                help="kernel of the second VM of multi_vm tests (repeatable; default: the "
+                     "test's own kernel); ids show both: test_x[debian-6.12-debian-6.1]")
     g.addoption("--userspace", action="append", default=[], metavar="RELEASE",
                 choices=[*rootfs.RELEASES, "host"],
                 help=f"guest userspace (repeatable): {', '.join(rootfs.RELEASES)} (a root "
@@ -85,6 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "nightly: needs the nightly matrix (second kernel, source builds)",
         "exclusive(reason): needs the host's CPUs to itself; under -n the other workers "
         "start nothing new while it runs",
+        "multi_vm: uses a second VM (the `peer` fixture, kernel from --peer-kernel)",
     ):
         config.addinivalue_line("markers", line)
     cap_workers(config)
@@ -145,13 +153,22 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """One item per (kernel, userspace); ids name the userspace only when several are
-    asked for, so a single-userspace run keeps the ids (and flake history) it had."""
+    """One item per (kernel, userspace), and per peer kernel for a test with a `peer`;
+    ids name the userspace only when several are asked for, so a single-userspace run
+    keeps the ids (and flake history) it had."""
     if "knit_kernel" in metafunc.fixturenames:
         names = kernel_names(metafunc.config)
         spaces = userspace_names(metafunc.config)
-        params = [(k, u) for k in names for u in spaces]
-        ids = [k if len(spaces) == 1 else f"{k}-{u}" for k, u in params]
+        if "peer" in metafunc.fixturenames:
+            if metafunc.definition.get_closest_marker("multi_vm") is None:
+                raise pytest.UsageError(f"{metafunc.definition.nodeid} uses `peer`: mark it "
+                                        "@pytest.mark.multi_vm")
+            peers = metafunc.config.getoption("peer_kernel")
+            params = [(k, u, p) for k in names for p in (peers or [k]) for u in spaces]
+            ids = [f"{k}-{p}" if len(spaces) == 1 else f"{k}-{p}-{u}" for k, u, p in params]
+        else:
+            params = [(k, u) for k in names for u in spaces]
+            ids = [k if len(spaces) == 1 else f"{k}-{u}" for k, u in params]
         metafunc.parametrize("knit_kernel", params, ids=ids, indirect=True)
 
 
@@ -163,10 +180,13 @@ def knit_pool(request: pytest.FixtureRequest) -> Iterator[VMPool]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     art = artifacts_root(cfg)
     art.mkdir(parents=True, exist_ok=True)
+    # Wired when a multi_vm test was collected: each VM then has a pair's NICs, so the
+    # test's own VM is the first half of its pair and only the peer boots for it.
+    wired = any(i.get_closest_marker("multi_vm") for i in request.session.items)
     pool = VMPool(workdir=art / "vms" / worker, rwdirs=(art,), rodirs=(kernels.cache_dir(),),
                   accel_name=cfg.getoption("accel"), cpus=cfg.getoption("vm_cpus"),
                   memory=cfg.getoption("vm_memory"), gdb=cfg.getoption("gdb"),
-                  boot_log=art / "boots.jsonl")
+                  boot_log=art / "boots.jsonl", wired=wired)
     yield pool
     pool.close()
     if pool.final_faults:
@@ -178,8 +198,11 @@ def knit_pool(request: pytest.FixtureRequest) -> Iterator[VMPool]:
 
 @pytest.fixture
 def knit_kernel(request: pytest.FixtureRequest, knit_pool: VMPool) -> kernels.Kernel:
-    """The kernel this test item runs on (parametrized by --kernel and --userspace)."""
-    name, userspace = request.param
+    """The kernel this test item runs on (parametrized by --kernel and --userspace, and by
+    --peer-kernel for a multi_vm test, whose peer kernel it stashes)."""
+    name, userspace, *peer = request.param
+    if peer:
+        request.node.stash[PEER_NAME_KEY] = peer[0]
     try:
         k = knit_pool.kernel(name)
         knit_pool.userspace(userspace)
@@ -188,6 +211,12 @@ def knit_kernel(request: pytest.FixtureRequest, knit_pool: VMPool) -> kernels.Ke
     request.node.stash[USERSPACE_KEY] = userspace
     request.node.user_properties += [("kernel", k.name), ("kernel_version", k.version),
                                      ("userspace", userspace)]
+    _require(request, k)
+    return k
+
+
+def _require(request: pytest.FixtureRequest, k: kernels.Kernel, what: str = "") -> None:
+    """Skip (or fail, --strict-requirements) when `k` lacks the test's kconfig/kernel."""
     problems = []
     for m in request.node.iter_markers("kconfig"):
         problems += requirements.missing_kconfig(k, m.args)
@@ -196,11 +225,10 @@ def knit_kernel(request: pytest.FixtureRequest, knit_pool: VMPool) -> kernels.Ke
         if p:
             problems.append(p)
     if problems:
-        msg = "; ".join(problems)
+        msg = what + "; ".join(problems)
         if request.config.getoption("strict_requirements"):
             pytest.fail(f"requirement missing (--strict-requirements): {msg}", pytrace=False)
         pytest.skip(msg)
-    return k
 
 
 @pytest.fixture
@@ -215,13 +243,46 @@ def vm(request: pytest.FixtureRequest, knit_kernel: kernels.Kernel,
     name = key(knit_kernel.name, userspace)
     request.node.stash[VM_KEY] = VmInUse(name, machine, knit_pool)
     request.node.user_properties.append(("accel", machine.cfg.accel))
-    boot = knit_pool.boot_faults.pop(name, [])
-    if boot:  # the first test on a VM answers for its boot: no window goes unread
-        request.node.stash.setdefault(FAULTS_KEY, []).extend(boot)
+    _boot_window(request.node, knit_pool, name)
+    yield machine
+    _check_after(request.node, VM_KEY)
+
+
+def _boot_window(item: pytest.Item, pool: VMPool, name: str) -> None:
+    """The first test on a VM answers for its boot: no window goes unread."""
+    boot = pool.boot_faults.pop(name, [])
+    if boot:
+        item.stash.setdefault(FAULTS_KEY, []).extend(boot)
         raise KernelFault(f"kernel fault during the boot of {name}, before this test ran: "
                           + "\n\n".join(str(f) for f in boot), boot)
+
+
+@pytest.fixture
+def peer(request: pytest.FixtureRequest, vm: VM, knit_pool: VMPool) -> Iterator[VM]:
+    """The second VM of a multi_vm test, on --peer-kernel (default: the test's kernel),
+    wired to `vm` (topology nodes with vm="b" live here). Booted on first use and kept
+    warm per worker; health-checked after the test like `vm`. A pair takes one guest
+    slot: two pair tests each holding a slot and waiting for a second cannot deadlock."""
+    name = request.node.stash.get(PEER_NAME_KEY, None)
+    if name is None:
+        pytest.fail("`peer` needs the knit_kernel parametrization (mark the test "
+                    "multi_vm and let knit parametrize it)", pytrace=False)
+    userspace = request.node.stash[USERSPACE_KEY]
+    try:
+        k = knit_pool.kernel(name)
+    except KnitError as e:
+        pytest.fail(str(e), pytrace=False)
+    request.node.user_properties += [("peer_kernel", k.name), ("peer_kernel_version", k.version)]
+    _require(request, k, f"peer {k.name}: ")
+    a_key = request.node.stash[VM_KEY].key
+    try:
+        machine = knit_pool.peer(a_key, name, userspace)
+    except BootError as e:
+        pytest.fail(f"peer {e}\n--- console tail ---\n{e.console_tail}", pytrace=False)
+    request.node.stash[PEER_KEY] = VmInUse(peer_key(a_key), machine, knit_pool)
+    _boot_window(request.node, knit_pool, peer_key(a_key))
     yield machine
-    _check_after(request.node)
+    _check_after(request.node, PEER_KEY)
 
 
 @pytest.fixture
@@ -237,23 +298,41 @@ def artifacts_dir(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture
 def topo(request: pytest.FixtureRequest, vm: VM) -> Iterator[Callable[[Topology], Topology]]:
-    """Factory: topo(Topology) builds it in the guest; teardown removes it and checks."""
+    """Factory: topo(Topology) builds it in the guest (each VM's nodes in that VM, for a
+    multi_vm test); teardown removes it and checks."""
     built: list[Topology] = []
-    request.node.stash[NODES_KEY] = []
+    # Set up before us, torn down after us: its health check sees our netns gone.
+    machines = {"a": vm}
+    if request.node.get_closest_marker("multi_vm") and "peer" in request.fixturenames:
+        machines["b"] = request.getfixturevalue("peer")
+    stash = {"a": NODES_KEY, "b": PEER_NODES_KEY}
+    for v in machines:
+        request.node.stash[stash[v]] = []
 
     def build(t: Topology) -> Topology:
-        vm.call("knit.guest.netns:build", topology=t.to_dict())
+        missing = [v for v in t.vms if v not in machines]
+        if missing:
+            raise TopologyError(f"nodes on VM {', '.join(missing)}: the test needs the "
+                                "`peer` fixture and the multi_vm marker")
+        if len(t.wires) > wires.COUNT:
+            raise TopologyError(f"{len(t.wires)} links between VMs: a pair has "
+                                f"{wires.COUNT} wires")
+        for v in t.vms:
+            part = t.part(v, wires.mac) if "b" in machines else t.to_dict()
+            machines[v].call("knit.guest.netns:build", topology=part)
+            request.node.stash[stash[v]] += t.nodes_on(v)
         built.append(t)
-        request.node.stash[NODES_KEY] += t.names
         return t
 
     yield build
-    if vm.dirty:
-        return
     for t in reversed(built):
-        r = vm.call("knit.guest.netns:destroy", names=t.names)
-        if r["left"]:
-            pytest.fail(f"topology teardown left netns {r['left']}", pytrace=False)
+        for v in t.vms:
+            if machines[v].dirty:
+                continue
+            r = machines[v].call("knit.guest.netns:destroy", names=t.nodes_on(v))
+            if r["left"]:
+                pytest.fail(f"topology teardown left netns {r['left']} on VM {v}",
+                            pytrace=False)
 
 
 @pytest.fixture
@@ -280,21 +359,39 @@ class KernelFault(AssertionError):
         self.faults = faults or []
 
 
-def _using_vm(item: pytest.Item) -> VmInUse | None:
-    entry = item.stash.get(VM_KEY, None)
+def _using_vm(item: pytest.Item, which: pytest.StashKey[VmInUse] = VM_KEY) -> VmInUse | None:
+    entry = item.stash.get(which, None)
     if entry is None or item.get_closest_marker("kills_vm") or entry.vm.dirty:
         return None
     return entry
 
 
-def _check_kmsg(item: pytest.Item, when: str, extra: list[str] = ()) -> None:
-    entry = _using_vm(item)
-    if entry is None:
-        return
-    name, machine, pool = entry
-    seq, lines = machine.kmsg(pool.kmsg_seq.get(name, -1))
-    pool.kmsg_seq[name] = seq
-    faults = health.scan([*lines, *extra])
+def machines_of(item: pytest.Item) -> list[VmInUse]:
+    """The VMs a test used: its own, and its peer for a multi_vm test."""
+    return [e for k in (VM_KEY, PEER_KEY) if (e := item.stash.get(k, None)) is not None]
+
+
+def _check_kmsg(item: pytest.Item, when: str,
+                which: tuple[pytest.StashKey[VmInUse], ...] = (VM_KEY, PEER_KEY),
+                extra: list[str] = ()) -> None:
+    """New kernel log lines of each VM in `which` (and `extra`, kmemleak's report of a
+    single one): a fault in either fails the test."""
+    faults: list[health.Fault] = []
+    shown: list[str] = []
+    for k in which:
+        entry = _using_vm(item, k)
+        if entry is None:
+            continue
+        name, machine, pool = entry
+        seq, lines = machine.kmsg(pool.kmsg_seq.get(name, -1))
+        pool.kmsg_seq[name] = seq
+        found = health.scan([*lines, *extra])
+        if found and not (item.get_closest_marker("expect_kernel_fault") and when == "call"):
+            machine.dirty = f"kernel fault: {found[0].first_line.strip()}"
+        faults += found
+        if found and k is PEER_KEY:
+            shown.append(f"in the peer VM ({machine.cfg.kernel.name}):")
+        shown += [str(f) for f in found]
     expected = item.get_closest_marker("expect_kernel_fault")
     if expected and when == "call":
         rx = re.compile(expected.args[0])
@@ -303,9 +400,8 @@ def _check_kmsg(item: pytest.Item, when: str, extra: list[str] = ()) -> None:
                               f"the health check found {len(faults)} other(s)")
         return
     if faults:
-        machine.dirty = f"kernel fault: {faults[0].first_line.strip()}"
         item.stash.setdefault(FAULTS_KEY, []).extend(faults)
-        raise KernelFault("\n\n".join(str(f) for f in faults), faults)
+        raise KernelFault("\n\n".join(shown), faults)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -343,10 +439,10 @@ def settle_window(machine: VM) -> float:
     return float(forced) if forced else machine.scaled(SETTLE_S)
 
 
-def _settle(item: pytest.Item) -> list[str]:
+def _settle(item: pytest.Item, which: pytest.StashKey[VmInUse] = VM_KEY) -> list[str]:
     """Wait for the kernel to finish what the test started (netns dismantled, log quiet);
     returns kmemleak's report lines on kernels that have it."""
-    entry = _using_vm(item)
+    entry = _using_vm(item, which)
     if entry is None:
         return []
     name, machine, pool = entry
@@ -357,11 +453,11 @@ def _settle(item: pytest.Item) -> list[str]:
     return r["kmemleak"] or []
 
 
-def _check_after(item: pytest.Item) -> None:
-    """After the test's other fixtures are gone: let the kernel settle, then new faults
-    (kernel log and kmemleak), then leftovers."""
-    _check_kmsg(item, "teardown", _settle(item))
-    entry = _using_vm(item)
+def _check_after(item: pytest.Item, which: pytest.StashKey[VmInUse] = VM_KEY) -> None:
+    """After the test's other fixtures are gone: let one VM's kernel settle, then its new
+    faults (kernel log and kmemleak), then its leftovers."""
+    _check_kmsg(item, "teardown", (which,), _settle(item, which))
+    entry = _using_vm(item, which)
     if entry is not None:
         name, machine, pool = entry
         left = health.leftovers(pool.baseline[name], machine.state())
@@ -373,11 +469,13 @@ def _check_after(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator:
     rep = yield
-    entry = item.stash.get(VM_KEY, None)
     if rep.failed:
         item.stash[FAILED_KEY] = True
-        if entry is not None:
-            _on_failure(item, call, rep, entry.vm)
+        for which, entry in zip((VM_KEY, PEER_KEY), (item.stash.get(VM_KEY, None),
+                                                     item.stash.get(PEER_KEY, None)),
+                                strict=True):
+            if entry is not None:
+                _on_failure(item, call, rep, entry.vm, which is PEER_KEY)
     if rep.when == "teardown" and not item.stash.get(FAILED_KEY, False) \
             and not item.config.getoption("keep_artifacts"):
         d = item.stash.get(ART_KEY, None)
@@ -387,20 +485,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 
 def _on_failure(item: pytest.Item, call: pytest.CallInfo, rep: pytest.TestReport,
-                machine: VM) -> None:
+                machine: VM, is_peer: bool = False) -> None:
+    """Console tail and artifacts of one VM; a peer's go to the `peer/` subfolder."""
+    label = " (peer)" if is_peer else ""
     if machine.dirty:
-        rep.sections.append(("knit console tail", machine.console_tail()))
+        rep.sections.append((f"knit console tail{label}", machine.console_tail()))
     if item.get_closest_marker("kills_vm") and rep.when == "call":
         return
     root = artifacts_root(item.config)
     dest = item.stash.get(ART_KEY, None) or artifacts.test_dir(root, item.nodeid)
+    if is_peer:
+        dest = dest / "peer"
     reason = str(call.excinfo.value).splitlines()[0] if call.excinfo else "failed"
-    artifacts.collect(machine, dest, item.stash.get(NODES_KEY, []), f"{rep.when}: {reason}")
-    rep.sections.append(("knit artifacts", str(dest)))
+    nodes = item.stash.get(PEER_NODES_KEY if is_peer else NODES_KEY, [])
+    artifacts.collect(machine, dest, nodes, f"{rep.when}: {reason}")
+    if not is_peer:
+        rep.sections.append(("knit artifacts", str(dest)))
     if item.config.getoption("keep_vm") and not machine.dirty:
         hint = machine.keep()
         machine.dirty = "kept for debugging"  # later tests get a fresh VM
-        rep.sections.append(("knit keep-vm", f"VM left running with its topology: {hint}"))
+        rep.sections.append((f"knit keep-vm{label}",
+                             f"VM left running with its topology: {hint}"))
 
 
 FAILED_KEY = pytest.StashKey[bool]()

@@ -15,7 +15,13 @@ from _pytest.runner import runtestprotocol
 
 from knit import known, ktap, results
 from knit.errors import KnitError
-from knit.plugin import FAULTS_KEY, VM_KEY, artifacts_root, kernel_names, userspace_names
+from knit.plugin import (
+    FAULTS_KEY,
+    artifacts_root,
+    kernel_names,
+    machines_of,
+    userspace_names,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,9 +86,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             break
         # Kept for the results: a pass on retry would otherwise lose why it failed first.
         first_failure = first_failure or next(_message(r) for r in reports if r.failed)
-        entry = item.stash.get(VM_KEY, None)
-        if entry is not None and not entry.vm.dirty:
-            entry.vm.dirty = "flake retry: the retry gets a fresh VM"
+        for entry in machines_of(item):  # both VMs of a multi_vm test
+            if not entry.vm.dirty:
+                entry.vm.dirty = "flake retry: the retry gets a fresh VM"
     passed = not any(x.failed or getattr(x, "knit_known", False) for x in reports)
     for r in reports:
         r.user_properties.append(("attempts", attempt + 1))

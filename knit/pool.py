@@ -4,15 +4,19 @@ when dirty. Scheduling lives here; VM lifecycle lives in knit.vm."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from knit import accel, health, kernels, rootfs
 from knit.errors import BootError, KnitError
+from knit.guest import wires
 from knit.kernels import Kernel
 from knit.vm import VM, VMConfig
+from knit.vngcmd import WireNic
 
 
 def free_port() -> int:
@@ -37,11 +41,29 @@ def key(kernel: str, userspace: str) -> str:
     return f"{kernel}@{userspace}"
 
 
+def peer_key(a_key: str) -> str:
+    """The pool's name for the peer VM (role b) wired to VM `a_key`."""
+    return f"peer-of-{a_key}"
+
+
+def wire_nics(role: str, wire_dir: Path) -> tuple[WireNic, ...]:
+    """The NICs of one VM of a pair: wire i is <dir>/a<i> <-> <dir>/b<i>."""
+    other = "b" if role == "a" else "a"
+    return tuple(WireNic(wires.mac(role, i), wire_dir / f"{role}{i}", wire_dir / f"{other}{i}")
+                 for i in range(wires.COUNT))
+
+
 class VMPool:
     def __init__(self, workdir: Path, rwdirs: tuple[Path, ...], accel_name: str | None = None,
                  cpus: int = 2, memory: str = "1G", gdb: bool = False,
-                 boot_log: Path | None = None, rodirs: tuple[Path, ...] = ()) -> None:
+                 boot_log: Path | None = None, rodirs: tuple[Path, ...] = (),
+                 wired: bool = False) -> None:
         self.workdir = workdir
+        # Wired: every VM gets the NICs of a pair's VM a, so a test's own VM is also the
+        # first half of its pair and only the peer boots for a multi_vm test.
+        self.wired = wired
+        self.wire_dirs: dict[str, Path] = {}
+        self.peers: dict[str, str] = {}   # a_key -> the peer's kernel@userspace
         self.rodirs = rodirs
         self.userspaces: dict[str, rootfs.Userspace] = {}
         self.boot_log = boot_log  # one JSON line per boot, shared by the xdist workers
@@ -51,6 +73,7 @@ class VMPool:
         self.kernels: dict[str, Kernel] = {}
         self.vms: dict[str, VM] = {}
         self.broken: dict[str, BootError] = {}
+        self.broken_as: dict[str, str] = {}  # what a broken name was booted as
         self.kmsg_seq: dict[str, int] = {}
         self.baseline: dict[str, dict] = {}
         # Faults logged while a VM booted and warmed up, until its first test takes them.
@@ -74,9 +97,34 @@ class VMPool:
             self.userspaces[name] = rootfs.get(name)
         return self.userspaces[name]
 
+    def wire_dir(self, a_key: str) -> Path:
+        """The sockets of VM a_key's wires: short (AF_UNIX), kept across reboots of either
+        VM, so that a replaced VM rejoins the same wires."""
+        if a_key not in self.wire_dirs:
+            self.wire_dirs[a_key] = Path(tempfile.mkdtemp(prefix="knit-w-"))
+        return self.wire_dirs[a_key]
+
     def get(self, kernel: str, userspace: str = rootfs.DEFAULT) -> VM:
         """The warm VM for `kernel` on `userspace`, booting or replacing it as needed."""
         name = key(kernel, userspace)
+        nics = wire_nics("a", self.wire_dir(name)) if self.wired else ()
+        return self._get(name, kernel, userspace, nics)
+
+    def peer(self, a_key: str, kernel: str, userspace: str = rootfs.DEFAULT) -> VM:
+        """The peer (VM b) of VM `a_key`, on `kernel`: booted on first use and kept warm;
+        a peer on another kernel is stopped first (both would bind the same sockets)."""
+        name = peer_key(a_key)
+        want = key(kernel, userspace)
+        if self.peers.get(a_key) not in (None, want) and name in self.vms:
+            self.vms.pop(name).stop()
+        self.peers[a_key] = want
+        if self.broken.get(name) is not None and self.broken_as.get(name) != want:
+            del self.broken[name]
+        vm = self._get(name, kernel, userspace, wire_nics("b", self.wire_dir(a_key)))
+        return vm
+
+    def _get(self, name: str, kernel: str, userspace: str,
+             nics: tuple[WireNic, ...]) -> VM:
         if name in self.broken:
             raise self.broken[name]
         vm = self.vms.get(name)
@@ -91,16 +139,18 @@ class VMPool:
                              rwdirs=self.rwdirs, rodirs=self.rodirs,
                              userspace=self.userspace(userspace), cpus=self.cpus,
                              memory=self.memory,
-                             gdb_port=free_port() if self.gdb else None))
+                             gdb_port=free_port() if self.gdb else None, nics=nics))
             try:
                 vm.boot()
             except BootError as e:
                 self.broken[name] = e  # two boots failed: don't spend more on this kernel
+                self.broken_as[name] = key(kernel, userspace)
                 raise
             if self.boot_log is not None:
                 entry = {"kernel": kernel, "userspace": userspace,
                          "boot_s": round(vm.boot_s or 0, 2),
-                         "accel": vm.cfg.accel, "when": time.time()}
+                         "accel": vm.cfg.accel, "when": time.time(),
+                         **({"role": "peer"} if name.startswith("peer-of-") else {})}
                 with self.boot_log.open("a") as f:  # one short append: whole lines
                     f.write(json.dumps(entry) + "\n")
             self.vms[name] = vm
@@ -110,10 +160,22 @@ class VMPool:
             # Hand out a warm VM: a first test racing the agent's imports under TCG took
             # 110-210 s where later ones took 10-80 s, and could hit its own timeouts.
             vm.wait_warm()
+            if nics:
+                self._check_wires(vm, nics)
             self.kmsg_seq[name], boot_log = vm.kmsg()
             self.boot_faults[name] = health.scan(boot_log)
             self.baseline[name] = vm.state()
         return vm
+
+    def _check_wires(self, vm: VM, nics: tuple[WireNic, ...]) -> None:
+        """Every wire NIC is there, down, under its parking name, before the baseline."""
+        found = vm.call("knit.guest.netns:park_all", want=len(nics), wait=vm.scaled(6))
+        missing = [n.mac for n in nics if n.mac not in found.values()]
+        if missing:
+            vm.stop()
+            raise BootError(f"{vm.cfg.kernel.name}: wire NICs {', '.join(missing)} missing "
+                            f"in the guest (CONFIG_VIRTIO_NET?); console: {vm.console}",
+                            vm.console_tail())
 
     def close(self) -> None:
         """Stop every VM; a clean one's log is read a last time first (`final_faults`)."""
@@ -126,3 +188,5 @@ class VMPool:
                     print(f"knit: final kernel-log read of {name} failed: {e}", file=sys.stderr)
             vm.stop()
         self.vms.clear()
+        for d in self.wire_dirs.values():
+            shutil.rmtree(d, ignore_errors=True)

@@ -53,6 +53,7 @@ class VMConfig:
     memory: str = "1G"
     python: str = field(default_factory=lambda: sys.executable)
     gdb_port: int | None = None
+    nics: tuple[vngcmd.WireNic, ...] = ()   # wires to a peer VM (knit.pool)
 
 
 _precompiled: set[str] = set()
@@ -207,7 +208,7 @@ class VM:
                               rwdirs=rw, chardev_socket=self.sock,
                               shell_socket=self.shell_sock,
                               cwd=ROOT if us.root is None else None,
-                              gdb_port=self.cfg.gdb_port)
+                              gdb_port=self.cfg.gdb_port, nics=self.cfg.nics)
         return vngcmd.build(spec)
 
     def boot(self, retries: int = 1) -> VM:

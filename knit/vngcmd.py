@@ -11,6 +11,17 @@ from knit.guest import ports
 
 
 @dataclass(frozen=True)
+class WireNic:
+    """A virtio-net NIC whose frames go out as datagrams to `remote` and come in on
+    `local` (QEMU >= 7.2 `-netdev dgram`): two VMs' NICs with swapped paths are one
+    wire, started in either order, on no host network at all."""
+
+    mac: str
+    local: Path
+    remote: Path
+
+
+@dataclass(frozen=True)
 class VngSpec:
     image: Path                  # vmlinuz next to its lib/modules, or a build tree
     command: list[str]           # argv run in the guest as root
@@ -33,6 +44,7 @@ class VngSpec:
     # KNIT_TCG_THREAD=multi: faster boots on a quiet host, at the risk above.
     tcg_thread: str = field(default_factory=lambda: os.environ.get("KNIT_TCG_THREAD", "single"))
     extra_qemu: tuple[str, ...] = field(default=())
+    nics: tuple[WireNic, ...] = ()
 
 
 def build(spec: VngSpec) -> list[str]:
@@ -69,6 +81,13 @@ def build(spec: VngSpec) -> list[str]:
                  "-device", f"virtserialport,chardev=knit1,name={ports.SHELL}"]
     if spec.gdb_port:
         qemu += ["-gdb", f"tcp:127.0.0.1:{spec.gdb_port}"]
+    for i, nic in enumerate(spec.nics):
+        for p in (nic.local, nic.remote):
+            if "," in str(p) or len(str(p)) > 107:  # qemu's option syntax, AF_UNIX's limit
+                raise ValueError(f"wire socket path {p} has a comma or exceeds 107 bytes")
+        qemu += ["-netdev", f"dgram,id=kw{i},local.type=unix,local.path={nic.local},"
+                            f"remote.type=unix,remote.path={nic.remote}",
+                 "-device", f"virtio-net-pci,netdev=kw{i},mac={nic.mac}"]
     if qemu:
         # argparse would read a value starting with '-' as an option: use the = form.
         argv.append("--qemu-opts=" + shlex.join(qemu))

@@ -15,7 +15,7 @@ import pytest
 from knit.topology import Topology
 from knit.vm import VM
 from suites.tipc.lib import parsers as parse
-from suites.tipc.lib.net import Tipc, link, three_on_bridge, two_nodes, two_paths
+from suites.tipc.lib.net import Tipc, Wired, link, three_on_bridge, two_nodes, two_paths
 
 
 @dataclass
@@ -75,3 +75,19 @@ def dual(vm: VM, topo: Callable[[Topology], Topology], tipc: Tipc) -> Cluster:
     _up(tipc, vm, {n: ["eth1", "eth2"] for n in ("tipc1", "tipc2")},
         [("tipc1", f"eth{i}", "tipc2", f"eth{i}") for i in (1, 2)])
     return Cluster(t, ["tipc1", "tipc2"])
+
+
+@pytest.fixture
+def wired(vm: VM, peer: VM, topo: Callable[[Topology], Topology]) -> Wired:
+    """tipc1 on the test's VM, tipc2 on the peer VM (--peer-kernel), eth1 a wire between
+    them: one eth bearer each, the link up on both ends. Data between them crosses the
+    link: the nodes are separate kernels, so tipc_lxc_xmit's shortcut cannot apply."""
+    t = topo(two_nodes(b_vm="b"))
+    w = Wired(t, Tipc(vm), Tipc(peer))
+    for side, ns in ((w.a, "tipc1"), (w.b, "tipc2")):
+        side.vm.run(["modprobe", "tipc"])
+        side.set_identity(ns, ns)
+        side.enable_eth(ns, "eth1")
+    w.a.wait_links("tipc1", {w.link_a: "up"}, vm.scaled(10))
+    w.b.wait_links("tipc2", {w.link_b: "up"}, peer.scaled(10))
+    return w

@@ -10,7 +10,8 @@ import json
 import pytest
 
 from suites.tipc.lib.net import link
-from suites.tipc.lib.parsers import BROADCAST_LINK, LinkStats
+from suites.tipc.lib.parsers import BROADCAST_LINK
+from suites.tipc.lib.parsers import tx_messages as messages
 from suites.tipc.lib.sock import (
     TIPC_PUBLISHED,
     TIPC_SUB_PORTS,
@@ -71,11 +72,6 @@ def test_topology_service_published_and_withdrawn(vm, pair, tipc):
     # Each event carries our subscription back, in the byte order we sent it.
     assert {(e.sub.type, e.sub.lower, e.sub.upper, e.sub.timeout, e.sub.filter)
             for e in events} == {(18890, 0, 100, TIPC_WAIT_FOREVER, TIPC_SUB_PORTS)}
-
-
-def messages(stats: LinkStats) -> int:
-    """Messages a link sent: packets, with each bundle counted as the messages inside."""
-    return stats["tx_packets"] - stats["tx_bundles"] + stats["tx_bundled"]
 
 
 @pytest.mark.parametrize("broadcast", [False, True], ids=["unicast", "broadcast"])

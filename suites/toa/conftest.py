@@ -13,6 +13,7 @@ from __future__ import annotations
 import compileall
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,24 +74,19 @@ def _record(request: pytest.FixtureRequest, kind: str, built: kbuild.Built) -> N
                                      ("toa_build_cached", built.cached)]
 
 
-@pytest.fixture
-def toa_ko(request: pytest.FixtureRequest, toa_src: Path, knit_kernel: Kernel) -> kbuild.Built:
-    """toa.ko for this kernel, built on the host (or taken from the cache)."""
+def _ko(request: pytest.FixtureRequest, toa_src: Path, kernel: Kernel) -> kbuild.Built:
     try:
-        built = kbuild.build_module(toa_src, knit_kernel)
+        built = kbuild.build_module(toa_src, kernel)
     except kbuild.BuildError as e:
         pytest.fail(str(e), pytrace=False)
     _record(request, "kmod", built)
     return built
 
 
-@pytest.fixture
-def toa_bpf_obj(request: pytest.FixtureRequest, knit_kernel: Kernel) -> kbuild.Built:
-    """bpf/toa's object: compiled on the host, independent of the kernel (uapi only)."""
-    missing = requirements.missing_kconfig(knit_kernel, ("CONFIG_CGROUP_BPF",
-                                                         "CONFIG_BPF_SYSCALL"))
+def _bpf_obj(request: pytest.FixtureRequest, kernel: Kernel) -> kbuild.Built:
+    missing = requirements.missing_kconfig(kernel, ("CONFIG_CGROUP_BPF", "CONFIG_BPF_SYSCALL"))
     if missing:
-        pytest.skip(f"bpf/toa needs {'; '.join(missing)}")
+        pytest.skip(f"bpf/toa needs {'; '.join(missing)} in {kernel.name}")
     try:
         built = kbuild.build_bpf(BPF_SRC)
     except kbuild.BuildError as e:
@@ -100,10 +96,32 @@ def toa_bpf_obj(request: pytest.FixtureRequest, knit_kernel: Kernel) -> kbuild.B
 
 
 @pytest.fixture
+def toa_ko(request: pytest.FixtureRequest, toa_src: Path, knit_kernel: Kernel) -> kbuild.Built:
+    """toa.ko for this kernel, built on the host (or taken from the cache)."""
+    return _ko(request, toa_src, knit_kernel)
+
+
+@pytest.fixture
+def toa_bpf_obj(request: pytest.FixtureRequest, knit_kernel: Kernel) -> kbuild.Built:
+    """bpf/toa's object: compiled on the host, independent of the kernel (uapi only)."""
+    return _bpf_obj(request, knit_kernel)
+
+
+@pytest.fixture
 def toa_kind(request: pytest.FixtureRequest) -> OptionKind:
     """The option the TOA reads: 254/8 unless a test parametrizes it (indirect=True, ids
     from OptionKind.id: test_x[debian-6.12-kind200-len8-kmod])."""
     return getattr(request, "param", DEFAULT_KIND)
+
+
+@contextmanager
+def _active(machine: VM, impl: str, built: kbuild.Built, kind: OptionKind) -> Iterator[Toa]:
+    if impl == "kmod":
+        with kbuild.loaded(machine, built, kmod_params(kind)):
+            yield Toa("kmod", built, {"kind": "kmod", "module": built.name})
+        return
+    with bpf_attached(machine, built, ALLOW, kind) as state:
+        yield Toa("bpf", built, state)
 
 
 @pytest.fixture
@@ -112,14 +130,19 @@ def toa(request: pytest.FixtureRequest, vm: VM, toa_impl: str,
     """The TOA under test, active for this test and reading `toa_kind`: the module loaded
     (rmmod'ed after), or the BPF programs attached to a fresh cgroup with ALLOW as
     allowlist (detached after)."""
-    if toa_impl == "kmod":
-        ko = request.getfixturevalue("toa_ko")
-        with kbuild.loaded(vm, ko, kmod_params(toa_kind)):
-            yield Toa("kmod", ko, {"kind": "kmod", "module": ko.name})
-        return
-    obj = request.getfixturevalue("toa_bpf_obj")
-    with bpf_attached(vm, obj, ALLOW, toa_kind) as state:
-        yield Toa("bpf", obj, state)
+    built = request.getfixturevalue("toa_ko" if toa_impl == "kmod" else "toa_bpf_obj")
+    with _active(vm, toa_impl, built, toa_kind) as t:
+        yield t
+
+
+@pytest.fixture
+def peer_toa(request: pytest.FixtureRequest, peer: VM, toa_impl: str, toa_src: Path,
+             toa_kind: OptionKind) -> Iterator[Toa]:
+    """`toa` on the peer VM, for the peer's kernel: the backend of a multi_vm case."""
+    kernel = peer.cfg.kernel
+    built = _ko(request, toa_src, kernel) if toa_impl == "kmod" else _bpf_obj(request, kernel)
+    with _active(peer, toa_impl, built, toa_kind) as t:
+        yield t
 
 
 @pytest.fixture

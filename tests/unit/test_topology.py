@@ -61,3 +61,23 @@ def test_knit_shell_finds_each_suites_topologies(spec, nodes):
 def test_unknown_suite_topology_lists_the_known_ones():
     with pytest.raises(KnitError, match="has no 'nope'; it has routed, two_hosts"):
         load_topology(str(ROOT / "suites/mptcp:nope"))
+
+
+def test_a_topology_over_two_vms_splits_into_parts_with_wire_nics():
+    from knit.guest import wires
+    t = pair(paths=2, b_vm="b")
+    assert t.vms == ["a", "b"] and len(t.wires) == 2
+    a, b = t.part("a", wires.mac), t.part("b", wires.mac)
+    assert [n["name"] for n in a["nodes"]] == ["ns1"] and a["links"] == []
+    assert [(n["end"]["ifname"], n["mac"]) for n in a["nics"]] == \
+        [("ns1eth1", "02:6b:6e:00:0a:00"), ("ns1eth2", "02:6b:6e:00:0a:01")]
+    assert [(n["end"]["node"], n["mac"]) for n in b["nics"]] == \
+        [("ns2", "02:6b:6e:00:0b:00"), ("ns2", "02:6b:6e:00:0b:01")]
+    assert wires.index("02:6b:6e:00:0b:01") == 1 and wires.index("52:54:00:12:34:56") is None
+
+
+def test_a_topology_over_two_vms_is_not_built_as_one():
+    with pytest.raises(TopologyError, match="spans VMs"):
+        pair(b_vm="b").to_dict()
+    with pytest.raises(TopologyError, match="on VM 'c'"):
+        pair(b_vm="c").validate()

@@ -30,3 +30,12 @@ def test_tcg_runs_single_threaded():
     qemu = next(a for a in build(VngSpec(image=Path("/k"), command=["true"], accel="tcg"))
                 if a.startswith("--qemu-opts="))
     assert "-accel tcg,thread=single" in qemu
+
+
+def test_wire_nics_are_dgram_netdevs_on_unix_sockets():
+    from knit.vngcmd import WireNic
+    nic = WireNic("02:6b:6e:00:0a:00", Path("/t/a0"), Path("/t/b0"))
+    qemu = next(a for a in build(VngSpec(image=Path("/k"), command=["true"], nics=(nic,)))
+                if a.startswith("--qemu-opts="))
+    assert ("-netdev dgram,id=kw0,local.type=unix,local.path=/t/a0,remote.type=unix,"
+            "remote.path=/t/b0 -device virtio-net-pci,netdev=kw0,mac=02:6b:6e:00:0a:00") in qemu

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from knit.topology import End, Link, Node, Topology
@@ -21,15 +22,16 @@ SOCK = "suites.tipc.lib.sock"
 
 # -- topologies ---------------------------------------------------------------------------
 
-def two_nodes() -> Topology:
-    """tipc1 <-> tipc2 over one veth (eth1), 10.0.1.0/24."""
-    return Topology(nodes=(Node("tipc1"), Node("tipc2")), links=(
-        Link(End("tipc1", "eth1", ("10.0.1.1/24",)), End("tipc2", "eth1", ("10.0.1.2/24",))),))
+def two_nodes(b_vm: str = "a") -> Topology:
+    """tipc1 <-> tipc2 over one veth (eth1), 10.0.1.0/24; b_vm="b": tipc2 on the peer VM,
+    eth1 a wire between the two VMs."""
+    return two_paths(1, b_vm)
 
 
-def two_paths(paths: int = 2) -> Topology:
-    """tipc1 <-> tipc2 over `paths` veth pairs eth1..ethN, 10.0.i.0/24 (failover, limits)."""
-    return Topology(nodes=(Node("tipc1"), Node("tipc2")), links=tuple(
+def two_paths(paths: int = 2, b_vm: str = "a") -> Topology:
+    """tipc1 <-> tipc2 over `paths` veth pairs eth1..ethN, 10.0.i.0/24 (failover, limits);
+    b_vm="b": tipc2 on the peer VM, each path a wire."""
+    return Topology(nodes=(Node("tipc1"), Node("tipc2", vm=b_vm)), links=tuple(
         Link(End("tipc1", f"eth{i}", (f"10.0.{i}.1/24",)),
              End("tipc2", f"eth{i}", (f"10.0.{i}.2/24",)))
         for i in range(1, paths + 1)))
@@ -144,3 +146,14 @@ class Tipc:
 
 def link(a: str, a_if: str, b: str, b_if: str) -> str:
     return str(parse.LinkName(a, a_if, b, b_if))
+
+
+@dataclass
+class Wired:
+    """Two TIPC nodes on two VMs: tipc1 on `a` (the test's VM), tipc2 on `b` (its peer)."""
+
+    topology: Topology
+    a: Tipc
+    b: Tipc
+    link_a: str = link("tipc1", "eth1", "tipc2", "eth1")   # the link as tipc1 names it
+    link_b: str = link("tipc2", "eth1", "tipc1", "eth1")

@@ -1,0 +1,88 @@
+"""TIPC between two kernels: tipc1 on the test's VM, tipc2 on its peer (--peer-kernel),
+one eth bearer each on a wire between the VMs. Unlike netns of one kernel, unicast data
+here must cross the link, and the link's own counters show it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from suites.tipc.lib.parsers import node_hash, rx_messages, tx_messages
+
+pytestmark = [pytest.mark.multi_vm, pytest.mark.kconfig("CONFIG_TIPC")]
+SOCK = "suites.tipc.lib.sock"
+
+
+def summary_of(text: str) -> dict:
+    return [d for d in map(json.loads, text.splitlines()) if "summary" in d][-1]
+
+
+@pytest.mark.slow
+def test_nodes_up_and_name_table_agrees_on_both_kernels(wired):
+    a, b = wired.a, wired.b
+    assert [(n.identity, n.state) for n in a.nodes("tipc1")] == [("tipc2", "up")]
+    assert [(n.identity, n.state) for n in b.nodes("tipc2")] == [("tipc1", "up")]
+    with b.vm.spawn(b.sock("publish", "--type", 18893, "--lower", 5, "--upper", 7),
+                    ns="tipc2", ready="ready") as pub:
+        port = json.loads(pub.wait_for("ready", b.vm.scaled(5)).splitlines()[0])["port"]
+        # tipc1 learns the publication from tipc2's name distributor, over the link.
+        row = (18893, 5, 7, "cluster", port[0], "tipc2")
+        seen = a.wait(lambda: a.nametable("tipc1"), lambda t: row in [
+            (p.type, p.lower, p.upper, p.scope, p.port, p.node) for p in t],
+            a.vm.scaled(10), "tipc2's publication in tipc1's name table")
+        local = [p for p in b.nametable("tipc2") if p.type == 18893]
+    assert [p for p in seen if p.type == 18893] == local
+    # Withdrawn on tipc2's side when its socket closed, and so on tipc1's.
+    a.wait(lambda: a.nametable("tipc1"), lambda t: all(p.type != 18893 for p in t),
+           a.vm.scaled(10), "the withdrawal reaching tipc1")
+
+
+@pytest.mark.parametrize("count", [300])
+def test_rdm_unicast_crosses_the_link(wired, count):
+    a, b = wired.a, wired.b
+    tx0, rx0 = tx_messages(a.stats("tipc1")[wired.link_a]), \
+        rx_messages(b.stats("tipc2")[wired.link_b])
+    with b.vm.spawn(b.sock("sink", "--type", 18891, "--instance", 1), ns="tipc2",
+                    ready="ready") as sink:
+        a.vm.call(f"{SOCK}:send_burst", ns="tipc1", type=18891, instance=1, count=count,
+                  size=200)
+        summary = summary_of(sink.wait_for('"summary"', b.vm.scaled(10)))
+    assert summary["received"] == summary["distinct"] == count and summary["missing"] == []
+    assert summary["reordered"] == 0 and summary["duplicated"] == []
+    # + 1: the end marker. The link carried every one of them, both ends say so.
+    sent = tx_messages(a.stats("tipc1")[wired.link_a]) - tx0
+    got = rx_messages(b.stats("tipc2")[wired.link_b]) - rx0
+    assert sent >= count + 1 and got >= count + 1, (sent, got)
+
+
+@pytest.mark.slow
+def test_stream_unicast_crosses_the_link(wired):
+    a, b = wired.a, wired.b
+    payloads = ["hello", "x" * 20000, "bye"]   # 20000 > the wire's MTU: fragmented
+    before = a.stats("tipc1")[wired.link_a]
+    with b.vm.spawn(b.sock("serve-stream", "--type", 18889, "--lower", 1, "--upper", 1),
+                    ns="tipc2", ready="ready") as srv:
+        r = a.vm.call(f"{SOCK}:stream_request", ns="tipc1", type=18889, instance=1,
+                      payloads=payloads, timeout=a.vm.scaled(5))
+        srv.wait_for('"accepted"', b.vm.scaled(5))
+    assert r["replies"] == payloads and r["peer"][1] == node_hash("tipc2")
+    after = a.stats("tipc1")[wired.link_a]
+    # Each payload went out and came back over the link; the big one in fragments.
+    assert tx_messages(after) - tx_messages(before) >= len(payloads)
+    assert rx_messages(after) - rx_messages(before) >= len(payloads)
+    assert after["tx_fragmented"] - before["tx_fragmented"] >= 1
+    assert after["rx_fragmented"] - before["rx_fragmented"] >= 1
+
+
+@pytest.mark.slow
+def test_link_goes_down_when_the_peer_nic_goes_down(wired):
+    """The wire has no carrier: tipc1's NIC stays up, so only link supervision can tell,
+    within one tolerance (the kernel probes every min(tolerance/4, 500 ms))."""
+    a, b = wired.a, wired.b
+    tolerance = a.stats("tipc1")[wired.link_a].tolerance / 1000
+    assert a.links("tipc1")[wired.link_a] == "up"          # the positive control
+    b.vm.run(["ip", "link", "set", "eth1", "down"], ns="tipc2")
+    a.wait_links("tipc1", {wired.link_a: "down"}, a.vm.scaled(tolerance) + a.vm.scaled(2))
+    assert [(n.identity, n.state) for n in a.nodes("tipc1")] == [("tipc2", "down")]
+    assert a.vm.run(["ip", "-o", "link", "show", "eth1"], ns="tipc1").stdout.count("UP") >= 1
