@@ -20,7 +20,7 @@ from typing import Any
 from knit import rootfs, vngcmd
 from knit.channel import Channel
 from knit.chroot import ChrootError
-from knit.errors import BootError, ChannelError, CmdFailed
+from knit.errors import BootError, ChannelError, CmdFailed, KnitError
 from knit.kernels import Kernel
 from knit.paths import ROOT
 
@@ -186,6 +186,20 @@ class VM:
                 if b"qemu-system" in cmd.split(b"\0")[0] and needle in cmd:
                     return int(d.name)
         return None
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The whole guest frozen (qemu SIGSTOPped, as a hung host would) for the block, then
+        resumed: what its peers see of a machine that stops answering."""
+        pid = self.qemu_pid()
+        if pid is None:
+            raise KnitError(f"no qemu found for {self.cfg.kernel.name}: cannot pause it")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     # -- lifecycle ----------------------------------------------------------------------
     def vng_argv(self) -> list[str]:

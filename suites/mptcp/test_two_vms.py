@@ -83,3 +83,24 @@ def test_fallback_when_the_server_disables_mptcp(across, client):
     assert len(obs.wire(MpCapable, at=server, variant="syn")) == 1
     assert not obs.wire(MpCapable, at=client, variant="synack")
     assert not obs.wire(Dss, at=client) and not obs.wire(Dss, at=server)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", CLIENTS)
+def test_checksums_asked_by_the_client_are_used_by_both(across, client):
+    """Only the client's kernel asks for DSS checksums (flag A): the other must honour
+    them, and both must compute what the other verifies."""
+    server = other(client)
+    across.pair(paths=1, **{client: {"net.mptcp.checksum_enabled": "1"},
+                            server: {"net.mptcp.checksum_enabled": "0"}})
+    with across.observe() as obs:
+        r = across.transfer(client, size=512 << 10, reply=128 << 10)
+    assert r.intact and r.mptcp and r.info_end["csum_enabled"] == 1, r.summary()
+    for end in (client, server):
+        flags = {e.option.variant: e.option.checksum_required
+                 for e in obs.wire(MpCapable, at=end)}
+        assert flags["syn"] and not flags["synack"], (end, flags)
+        maps = [e.option for e in obs.wire(Dss, at=end) if e.option.has_map]
+        assert maps and all(m.checksum is not None for m in maps), end
+    obs.check(client, DataCsumErr=0)
+    obs.check(server, DataCsumErr=0)

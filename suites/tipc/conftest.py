@@ -77,17 +77,30 @@ def dual(vm: VM, topo: Callable[[Topology], Topology], tipc: Tipc) -> Cluster:
     return Cluster(t, ["tipc1", "tipc2"])
 
 
+def _wired(vm: VM, peer: VM, topo: Callable[[Topology], Topology], paths: int) -> Wired:
+    t = topo(two_paths(paths, b_vm="b"))
+    w = Wired(t, Tipc(vm), Tipc(peer))
+    devs = [f"eth{i}" for i in range(1, paths + 1)]
+    for side, ns in ((w.a, "tipc1"), (w.b, "tipc2")):
+        side.vm.run(["modprobe", "tipc"])
+        side.set_identity(ns, ns)
+        for dev in devs:
+            side.enable_eth(ns, dev)
+    w.a.wait_links("tipc1", {link("tipc1", d, "tipc2", d): "up" for d in devs}, vm.scaled(10))
+    w.b.wait_links("tipc2", {link("tipc2", d, "tipc1", d): "up" for d in devs},
+                   peer.scaled(10))
+    return w
+
+
 @pytest.fixture
 def wired(vm: VM, peer: VM, topo: Callable[[Topology], Topology]) -> Wired:
     """tipc1 on the test's VM, tipc2 on the peer VM (--peer-kernel), eth1 a wire between
     them: one eth bearer each, the link up on both ends. Data between them crosses the
     link: the nodes are separate kernels, so tipc_lxc_xmit's shortcut cannot apply."""
-    t = topo(two_nodes(b_vm="b"))
-    w = Wired(t, Tipc(vm), Tipc(peer))
-    for side, ns in ((w.a, "tipc1"), (w.b, "tipc2")):
-        side.vm.run(["modprobe", "tipc"])
-        side.set_identity(ns, ns)
-        side.enable_eth(ns, "eth1")
-    w.a.wait_links("tipc1", {w.link_a: "up"}, vm.scaled(10))
-    w.b.wait_links("tipc2", {w.link_b: "up"}, peer.scaled(10))
-    return w
+    return _wired(vm, peer, topo, 1)
+
+
+@pytest.fixture
+def wired_dual(vm: VM, peer: VM, topo: Callable[[Topology], Topology]) -> Wired:
+    """`wired` with two wires, eth1 and eth2, an eth bearer and a link on each."""
+    return _wired(vm, peer, topo, 2)

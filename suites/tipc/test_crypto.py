@@ -13,6 +13,7 @@ import json
 import pytest
 
 from suites.tipc.lib.net import link, two_nodes
+from suites.tipc.lib.parsers import progress
 
 pytestmark = [pytest.mark.kconfig("CONFIG_TIPC", "CONFIG_TIPC_CRYPTO")]
 SOCK = "suites.tipc.lib.sock"
@@ -133,8 +134,3 @@ def test_crypto_ib_bearer(vm, topo, tipc):
     tipc.run("tipc1", "bearer", "enable", "media", "ib", "device", devs[0])
     assert [b.name for b in tipc.bearers("tipc1")] == [devs[0]]
 
-
-def progress(text: str) -> int:
-    """The last `sent` a suites.tipc.lib.sock source printed (0 if none)."""
-    vals = [d["sent"] for d in map(json.loads, text.splitlines()) if "sent" in d]
-    return vals[-1] if vals else 0

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from suites.tipc.lib.net import link
-from suites.tipc.lib.parsers import TIPC_NODE_STATE
+from suites.tipc.lib.parsers import TIPC_NODE_STATE, progress
 from suites.tipc.lib.sock import TIPC_PUBLISHED, TIPC_WITHDRAWN, event_from_json
 
 pytestmark = pytest.mark.kconfig("CONFIG_TIPC")
@@ -20,12 +20,6 @@ SOCK = "suites.tipc.lib.sock"
 SILENT_TOLERANCE_S = 3.0
 SILENT_PROBE_S = 0.5
 SILENT_LATE_S = 0.5
-
-
-def progress(text: str, key: str) -> int:
-    """The last value of `key` in a suites.tipc.lib.sock role's JSON lines (0 if none)."""
-    vals = [d[key] for d in map(json.loads, text.splitlines()) if key in d]
-    return vals[-1] if vals else 0
 
 
 def test_failover_keeps_messages_flowing(vm, dual, tipc):

@@ -309,3 +309,16 @@ def tx_messages(stats: LinkStats) -> int:
 def rx_messages(stats: LinkStats) -> int:
     """Messages a link received, bundles unpacked as in tx_messages."""
     return stats["rx_packets"] - stats["rx_bundles"] + stats["rx_bundled"]
+
+
+# -- suites.tipc.lib.sock roles' JSON lines ------------------------------------------------
+
+def progress(text: str, key: str = "sent") -> int:
+    """The last value of `key` a role printed (0 if none yet)."""
+    vals = [d[key] for d in map(json.loads, text.splitlines()) if key in d]
+    return vals[-1] if vals else 0
+
+
+def summary(text: str) -> dict:
+    """A sink's last summary line."""
+    return [d for d in map(json.loads, text.splitlines()) if "summary" in d][-1]
