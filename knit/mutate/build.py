@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from knit import kbuild, kernels
-from knit.errors import KnitError
 from knit.kernels import Kernel
 from knit.kernels import build as kernel_build
 from knit.mutate import tree
@@ -70,25 +69,7 @@ def tipc(m: Mutant | None, k: Kernel, ksrc: Path | None = None) -> Built:
         src = (ksrc or tree.kernel_source()) / "net" / "tipc"
     b = _kmod(src, k, name="tipc")
     return Built(["--tipc-ko", str(b.path)], b.seconds, b.cached, str(b.path),
-                 extra={"build_id": build_id(b.path)})
-
-
-NT_GNU_BUILD_ID = 3
-
-
-def build_id(ko: Path) -> str:
-    """The GNU build id of a .ko (an ELF note: namesz, descsz, type 3, "GNU\\0", id),
-    which the guest shows in /sys/module/<m>/notes: the proof that the module loaded is
-    this one."""
-    data = ko.read_bytes()
-    tag = NT_GNU_BUILD_ID.to_bytes(4, "little") + b"GNU\0"
-    i = data.find(tag)
-    while i >= 8 and int.from_bytes(data[i - 8:i - 4], "little") != 4:
-        i = data.find(tag, i + 1)
-    if i < 8:
-        raise KnitError(f"{ko} has no GNU build-id note: rebuild it")
-    size = int.from_bytes(data[i - 4:i], "little")
-    return data[i + 8:i + 8 + size].hex()
+                 extra={"build_id": kbuild.build_id(b.path)})
 
 
 def mptcp(m: Mutant | None, jobs: int = 0, ksrc: Path | None = None) -> Built:
