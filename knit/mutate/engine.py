@@ -4,7 +4,8 @@ it, and record killed / survived / invalid; then the kill matrix.
 Each (suite, variant) first runs its unmutated base with the same selection: the positive
 control. Tests that do not pass there are deselected for the mutants, so only a test that
 tells the base from the mutant can kill it. Verdicts are stored after every mutant and
-keyed by mutant, base tree and selection (store.py): a re-run skips what it already knows.
+keyed by mutant, base tree and selection (store.py): a re-run skips what it already knows,
+except survivors (and the base) when the suite's test code changed since.
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ def load() -> str:
 
 def _selection(suite: str, variant: str, kernel: str, tests: list[str] | None,
                full: bool) -> tuple[list[str], str]:
-    """The pytest selection, and its key: kernel, arguments, and the suite's test code
-    (a sharpened test redoes the survivors)."""
+    """The pytest selection, and its key: kernel and arguments."""
     args = list(tests) if tests else list(run.DEFAULT_SELECTION[suite])
-    tests_hash = kbuild.source_hash(ROOT / "suites" / suite)[:12]
-    return args, store.selection_key(kernel, [*args, variant, tests_hash,
+    return args, store.selection_key(kernel, [*args, variant,
                                               "full" if full else "first-kill"])
+
+
+def tests_hash(suite: str) -> str:
+    """The suite's test code: a survivor (and the base) is judged again after it changed,
+    so a sharpened test gets its chance; a kill stands."""
+    return kbuild.source_hash(ROOT / "suites" / suite)[:12]
 
 
 def _base_hash(suite: str, variant: str, mutants: list[Mutant]) -> str:
@@ -72,8 +77,8 @@ class Engine:
              args: list[str], deselect: list[str]) -> dict:
         """Build, then test; the entry that goes into the store."""
         entry: dict = {"id": ident, "suite": suite, "variant": variant,
-                       "kernel": self.kernel_name, "started": time.time(),
-                       "load_before": load()}
+                       "kernel": self.kernel_name, "tests_hash": tests_hash(suite),
+                       "started": time.time(), "load_before": load()}
         if m is not None:
             entry.update(description=m.description, target=m.target, digest=m.digest,
                          equivalent=m.equivalent)
@@ -105,7 +110,7 @@ class Engine:
         ident = f"base-{suite}-{variant}"
         k = store.key(ident, "-", _base_hash(suite, variant, mutants), sel)
         hit = self.store.get(k)
-        if hit is not None:
+        if hit is not None and hit.get("tests_hash") == tests_hash(suite):
             self.log(f"mutate: {ident}: known from an earlier run "
                      f"({len(verdict.passing(_records(hit)))} tests pass)")
             return hit
@@ -127,9 +132,13 @@ class Engine:
         args, sel = _selection(m.suite, m.variant, self.kernel_name, self.tests, self.full)
         k = store.key(m.id, m.digest, _base_hash(m.suite, m.variant, [m]), sel)
         hit = self.store.get(k)
-        if hit is not None:
+        if hit is not None and (hit["verdict"] != verdict.SURVIVED
+                                or hit.get("tests_hash") == tests_hash(m.suite)):
             self.log(f"mutate: [{i}/{n}] {m.id}: {hit['verdict']} (earlier run)")
             return hit, False
+        if hit is not None:
+            self.log(f"mutate: [{i}/{n}] {m.id}: survived before; suites/{m.suite} changed "
+                     "since, judging it again")
         failing = sorted(set(base["cells"]) - set(verdict.passing(_records(base))))
         self.log(f"mutate: [{i}/{n}] {m.id}: building; load {load()}")
         e = self._run(m.id, m, m.suite, m.variant, args, failing)

@@ -232,3 +232,22 @@ def test_knit_mutate_list_json(capsys: pytest.CaptureFixture) -> None:
 def test_mptcp_mutants_need_nightly(capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["mutate", "--suite", "mptcp"]) == 2
     assert "add --nightly" in capsys.readouterr().err
+
+
+def test_a_survivor_is_judged_again_once_its_suite_changed(tmp_path: Path) -> None:
+    """A kill stands when the tests change; a survival does not (a sharpened test gets its
+    chance). Judging again starts with the build, which needs the kernel: here an
+    unknown one, so the mutant comes out invalid, naming it."""
+    ms = {m.id: m for m in catalog.load(suite="toa")}
+    eng = engine.Engine("no-such-kernel", tmp_path, log=lambda s: None)
+    _, sel = engine._selection("toa", "kmod", "no-such-kernel", None, False)
+    for ident, v in (("toa-kmod-port-host-order", "killed"),
+                     ("toa-kmod-ipv4-host-order", "survived")):
+        m = ms[ident]
+        k = store.key(m.id, m.digest, engine._base_hash("toa", "kmod", [m]), sel)
+        eng.store.put(k, {"id": m.id, "suite": "toa", "verdict": v, "tests_hash": "old"})
+    killed, ran = eng.mutant(ms["toa-kmod-port-host-order"], {"cells": {}}, 1, 2)
+    assert (killed["verdict"], ran) == ("killed", False)
+    again, ran = eng.mutant(ms["toa-kmod-ipv4-host-order"], {"cells": {}}, 2, 2)
+    assert (again["verdict"], ran) == ("invalid", True)
+    assert "no-such-kernel" in again["reason"]
