@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="pytest -n for each run "
                    "(default 1)")
     p.add_argument("--jobs", type=int, default=0, help="make -j for MPTCP kernel builds")
+    p.add_argument("--retries", type=int, default=1, help="--flake-retries of each run: a "
+                   "kill must repeat in a fresh VM (default 1; 0 trusts one failure)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds one mutant's "
                    "pytest run may take")
     p.add_argument("--out", default="artifacts", help="where the store (mutate/), the runs "
@@ -78,7 +80,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     s = engine.mutate(args.suite, args.kernel or kernels.default_kernel(), Path(args.out),
                       log, limit=args.limit, ids=args.mutant, nightly=args.nightly,
                       workers=args.workers, jobs=args.jobs, full=args.full,
-                      tests=tests or None, timeout=args.timeout)
+                      tests=tests or None, timeout=args.timeout, retries=args.retries)
     if args.json:
         print(json.dumps(s))
     else:

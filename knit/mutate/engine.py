@@ -31,10 +31,10 @@ def load() -> str:
 
 
 def _selection(suite: str, variant: str, kernel: str, tests: list[str] | None,
-               full: bool) -> tuple[list[str], str]:
+               full: bool, retries: int = 1) -> tuple[list[str], str]:
     """The pytest selection, and its key: kernel and arguments."""
     args = list(tests) if tests else list(run.DEFAULT_SELECTION[suite])
-    return args, store.selection_key(kernel, [*args, variant,
+    return args, store.selection_key(kernel, [*args, variant, f"retries={retries}",
                                               "full" if full else "first-kill"])
 
 
@@ -55,7 +55,7 @@ def _base_hash(suite: str, variant: str, mutants: list[Mutant]) -> str:
 class Engine:
     def __init__(self, kernel: str, out: Path, log: Log, workers: int = 1, jobs: int = 0,
                  full: bool = False, tests: list[str] | None = None,
-                 timeout: float = 3600) -> None:
+                 timeout: float = 3600, retries: int = 1) -> None:
         self.kernel_name = kernel
         self.out = out
         self.log = log
@@ -64,6 +64,9 @@ class Engine:
         self.full = full
         self.tests = tests
         self.timeout = timeout
+        # A kill must repeat: a test that fails once and passes in a fresh VM is flaky,
+        # which counts as passed (verdict.py).
+        self.retries = retries
         self.store = store.Store(out / "mutate" / "store.json")
         self._kernel: kernels.Kernel | None = None
 
@@ -91,7 +94,9 @@ class Engine:
             return entry
         entry.update(build_s=b.seconds, build_cached=b.cached, artifact=b.artifact, **b.extra)
         stop = [] if self.full or m is None else ["-x"]
-        argv = [*args, *b.pytest_args, *stop, *[a for n in deselect for a in ("--deselect", n)]]
+        retry = ["--flake-retries", str(self.retries)] if self.retries else []
+        argv = [*args, *b.pytest_args, *stop, *retry,
+                *[a for n in deselect for a in ("--deselect", n)]]
         r = run.pytest(argv, b.kernel or self.kernel_name,
                        self.out / "mutate" / "runs" / ident, self.workers, self.timeout)
         v, killers = verdict.classify(r.tests)
@@ -106,7 +111,8 @@ class Engine:
 
     def base(self, suite: str, variant: str, mutants: list[Mutant]) -> dict:
         """The unmutated base's run (cached like a mutant's): the positive control."""
-        args, sel = _selection(suite, variant, self.kernel_name, self.tests, self.full)
+        args, sel = _selection(suite, variant, self.kernel_name, self.tests, self.full,
+                               self.retries)
         ident = f"base-{suite}-{variant}"
         k = store.key(ident, "-", _base_hash(suite, variant, mutants), sel)
         hit = self.store.get(k)
@@ -129,7 +135,8 @@ class Engine:
 
     def mutant(self, m: Mutant, base: dict, i: int, n: int) -> tuple[dict, bool]:
         """(entry, ran): the mutant's verdict, from the store or from a run now."""
-        args, sel = _selection(m.suite, m.variant, self.kernel_name, self.tests, self.full)
+        args, sel = _selection(m.suite, m.variant, self.kernel_name, self.tests, self.full,
+                               self.retries)
         k = store.key(m.id, m.digest, _base_hash(m.suite, m.variant, [m]), sel)
         hit = self.store.get(k)
         if hit is not None and (hit["verdict"] != verdict.SURVIVED
