@@ -5,7 +5,7 @@
     survived  every such test passed (flaky counts as passed: it failed once with a clean
               kernel log, which is what --flake-retries tolerates)
     invalid   the mutant could not be judged: it did not build, or boot or load (every
-              test errored, nothing passed or failed), or nothing ran at all
+              failure says so: INVALID_RX), or nothing ran at all
 
 Tests that did not pass on the base are left out of the mutant's run (deselected), so a
 suite's own failure never counts as a kill.
@@ -13,6 +13,7 @@ suite's own failure never counts as a kill.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from knit.bisect import judged
@@ -20,6 +21,10 @@ from knit.bisect import judged
 KILLED, SURVIVED, INVALID = "killed", "survived", "invalid"
 PASSING = {"passed", "flaky", "xfailed"}
 KILLING = {"failed", "error", "xpassed"}
+# Failures that mean the mutant never ran: the guest did not boot (knit.vm), the mutant
+# tipc.ko did not load (suites/tipc/conftest.py), the verifier refused the BPF object.
+INVALID_RX = re.compile(r"did not reach the agent|--tipc-ko \S+ did not load|"
+                        r"bpftool prog loadall \S+ .*exited")
 
 
 def outcome(test: dict) -> str:
@@ -30,13 +35,19 @@ def outcome(test: dict) -> str:
 
 def classify(tests: Iterable[dict]) -> tuple[str, list[str]]:
     """(verdict, the tests that killed it) for one mutant's run."""
+    tests = list(tests)
     cells = {t["nodeid"]: outcome(t) for t in tests}
-    seen = set(cells.values())
     killers = sorted(n for n, o in cells.items() if o in KILLING)
-    if not seen & (PASSING | {"failed", "xpassed"}):
-        return INVALID, []   # nothing ran, or everything errored: the setup broke
+    if not tests:
+        return INVALID, []
+    unjudged = [t for t in tests if t["nodeid"] in killers
+                and INVALID_RX.search(t.get("message") or "")]
+    if killers and len(unjudged) == len(killers):
+        return INVALID, []   # every failure is the mutant not running at all
     if killers:
         return KILLED, killers
+    if not set(cells.values()) & PASSING:
+        return INVALID, []   # only skips: nothing judged it
     return SURVIVED, []
 
 

@@ -163,7 +163,14 @@ def rec(nodeid: str, outcome: str, **kw) -> dict:
     ([rec("a", "passed", faults=["WARNING abc123"])], (verdict.KILLED, ["a"])),
     ([rec("a", "known", known="x: y")], (verdict.KILLED, ["a"])),
     ([rec("a", "flaky"), rec("b", "passed")], (verdict.SURVIVED, [])),
-    ([rec("a", "error"), rec("b", "error")], (verdict.INVALID, [])),
+    ([rec("a", "error")], (verdict.KILLED, ["a"])),           # e.g. the link never came up
+    ([rec("a", "error", message="debian-6.12 did not reach the agent: qemu exited")],
+     (verdict.INVALID, [])),
+    ([rec("a", "error", message="--tipc-ko /c/tipc.ko did not load: insmod: ERROR: "
+          "could not insert module")], (verdict.INVALID, [])),
+    ([rec("a", "error", message="RuntimeError: bpftool prog loadall /c/toa.bpf.o "
+          "/sys/fs/bpf/x/progs pinmaps /m exited 255: libbpf: prog 'toa_sockops': BPF "
+          "program load failed: Permission denied")], (verdict.INVALID, [])),
     ([rec("a", "skipped")], (verdict.INVALID, [])),
     ([], (verdict.INVALID, [])),
 ])
