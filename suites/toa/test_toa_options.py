@@ -98,6 +98,9 @@ MALFORMED = {
     "space_full_toa_last": (EXP253 * 8 + toa(*A), A),
     "space_full_toa_cut": (EXP253 * 9 + toa(*A)[:4], "real"),
     "truncated_at_end": (NOP * 6 + toa(*A)[:6], "real"),
+    # One byte short: the option's length runs exactly one byte past the header (a bound
+    # check off by one reads the address's last byte from beyond the options).
+    "truncated_by_one": (NOP * 5 + toa(*A)[:7], "real"),
 }
 
 
