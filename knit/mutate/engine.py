@@ -123,6 +123,7 @@ class Engine:
         self.log(f"mutate: {ident}: building and running the unmutated source "
                  f"(positive control); load {load()}")
         e = self._run(ident, None, suite, variant, args, [])
+        e["verdict"] = "control"   # the base is not a mutant: its passing tests matter
         passing = verdict.passing(_records(e))
         if not passing:
             raise KnitError(f"the unmutated {suite} {variant} passes no test of "
