@@ -71,7 +71,12 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     if not args.suite and not args.all and not args.mutant:
         raise KnitError("knit mutate needs --list, --suite mptcp|tipc|toa, --mutant ID or "
                         "--all")
+    import signal
+
     from knit.mutate import engine
+
+    # SIGTERM like Ctrl-C: the running child pytest is stopped cleanly (run.pytest).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)

@@ -4,6 +4,7 @@ read its results.json. The child's output goes to a log file beside its artifact
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -48,11 +49,21 @@ def pytest(args: list[str], kernel: str, out: Path, workers: int = 1,
     with open(log, "w") as f:
         f.write(" ".join(argv) + "\n")
         f.flush()
+        p = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=f,
+                             stderr=subprocess.STDOUT)
         try:
-            rc = subprocess.run(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=f,
-                                stderr=subprocess.STDOUT, timeout=timeout).returncode
+            rc = p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             rc = -1
             f.write(f"\nknit mutate: pytest timed out after {timeout:.0f}s\n")
+        finally:
+            # Stopped (timeout, Ctrl-C, SIGTERM): SIGINT lets the child pytest power its
+            # VMs off; killing our process group alone left a guest running (seen once).
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                try:
+                    p.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
     tests = json.loads(res.read_text())["tests"] if res.exists() else []
     return Run(tests, rc, round(time.monotonic() - t0, 1), log)
