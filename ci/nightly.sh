@@ -6,6 +6,9 @@
 # Usage: ci/nightly.sh [--fresh] [-- extra pytest args]
 # KNIT_NIGHTLY_KERNELS="a b" narrows the kernels, KNIT_NIGHTLY_PATHS="suites/mptcp" the tests,
 # KNIT_NIGHTLY_USERSPACES="bookworm trixie" the guest userspaces each kernel runs on.
+# Then the mutation score over the whole catalogue (kernels/mutants, `knit mutate --all`:
+# TOA, TIPC, and MPTCP with a kernel build per mutant); resumable too, its store is
+# $OUT/mutate/store.json. KNIT_NIGHTLY_MUTATE=0 leaves it out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${KNIT_NIGHTLY_OUT:-artifacts/nightly}
@@ -53,5 +56,13 @@ done
 results=()
 for k in "${KERNELS[@]}"; do [ -f "$OUT/$k/results.json" ] && results+=("$OUT/$k/results.json"); done
 .venv/bin/knit report "${results[@]}" -o "$OUT/report.html" --kcidb "$OUT/kcidb.json"
+if [ "${KNIT_NIGHTLY_MUTATE:-1}" != 0 ]; then
+  t0=$(date +%s)
+  # One guest at a time: each mutant is its own pytest session.
+  .venv/bin/knit mutate --all --nightly --json --out "$OUT" > "$OUT/mutation-summary.json"
+  r=$?
+  echo "nightly: knit mutate exit $r after $(( $(date +%s) - t0 ))s, $OUT/mutation.html"
+  [ "$r" = 0 ] || rc=1
+fi
 echo "nightly: done in $(( $(date +%s) - start ))s, report $OUT/report.html"
 exit "$rc"

@@ -1,4 +1,4 @@
-"""The `knit` command: kernels, shell, bench, flakes, report."""
+"""The `knit` command: kernels, shell, bench, flakes, report, mutate."""
 
 from __future__ import annotations
 
@@ -278,8 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     bi.add_argument("test", nargs=argparse.REMAINDER, help="-- pytest ARGS...")
     bi.set_defaults(func=cmd_bisect)
     from knit import mptcpify, toa_deploy
+    from knit.mutate import cli as mutate_cli
     toa_deploy.add_parser(sub)
     mptcpify.add_parser(sub)
+    mutate_cli.add_parser(sub)
     args = p.parse_args(argv)
     try:
         return args.func(args)

@@ -150,15 +150,17 @@ def scan(lines: list[str]) -> list[Fault]:
     return faults
 
 
-def leftovers(before: dict, after: dict) -> list[str]:
+def leftovers(before: dict, after: dict, resident: set[str] | frozenset[str] = frozenset()
+              ) -> list[str]:
     """What a test left behind: netns, out-of-tree modules, changed init-netns sysctls.
 
     In-tree modules that the kernel autoloads (veth, sch_netem, tipc...) are not
-    leftovers: a test cannot avoid them and unloading them is not always possible.
+    leftovers: a test cannot avoid them and unloading them is not always possible. Nor
+    are the `resident` modules, which a suite keeps loaded for the VM's life on purpose.
     """
     out = [f"netns {n} left behind" for n in sorted(set(after["netns"]) - set(before["netns"]))]
     for mod, taint in sorted(after["modules"].items()):
-        if mod not in before["modules"] and "O" in taint:
+        if mod not in before["modules"] and mod not in resident and "O" in taint:
             out.append(f"out-of-tree module {mod} left loaded")
     for key, value in sorted(after["sysctl"].items()):
         if key in before["sysctl"] and before["sysctl"][key] != value:

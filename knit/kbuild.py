@@ -224,6 +224,30 @@ def build_module(src: Path, kernel: Kernel, name: str | None = None,
                  cached=False, log=log)
 
 
+NT_GNU_BUILD_ID = 3
+
+
+def build_id(ko: Path) -> str:
+    """The GNU build id of a .ko (an ELF note: namesz 4, descsz, type 3, "GNU\\0", id),
+    which the guest shows in /sys/module/<name>/notes/.note.gnu.build-id: the proof that
+    the module loaded is this file."""
+    data = ko.read_bytes()
+    tag = NT_GNU_BUILD_ID.to_bytes(4, "little") + b"GNU\0"
+    i = data.find(tag)
+    while i >= 8 and int.from_bytes(data[i - 8:i - 4], "little") != 4:
+        i = data.find(tag, i + 1)
+    if i < 8:
+        raise BuildError(f"{ko} has no GNU build-id note: rebuild it (ld --build-id)")
+    size = int.from_bytes(data[i - 4:i], "little")
+    return data[i + 8:i + 8 + size].hex()
+
+
+def note_build_id(note: bytes) -> str:
+    """The id in the raw note a guest's /sys/module/<name>/notes/.note.gnu.build-id holds."""
+    size = int.from_bytes(note[4:8], "little")
+    return note[16:16 + size].hex()
+
+
 def modinfo(ko: Path, field: str) -> str:
     """One modinfo field of a .ko, read on the host."""
     out, _ = _run(["modinfo", "-F", field, str(ko)], None, f"modinfo {ko.name}", 30)

@@ -460,7 +460,8 @@ def _check_after(item: pytest.Item, which: pytest.StashKey[VmInUse] = VM_KEY) ->
     entry = _using_vm(item, which)
     if entry is not None:
         name, machine, pool = entry
-        left = health.leftovers(pool.baseline[name], machine.state())
+        left = health.leftovers(pool.baseline[name], machine.state(),
+                                machine.resident_modules)
         if left:
             machine.dirty = "test left state behind"  # the next test gets a fresh VM
             raise KernelFault("test left state behind: " + "; ".join(left))

@@ -142,6 +142,9 @@ class VM:
         # AF_UNIX paths are limited to 108 bytes: keep the socket in a short temp dir.
         self._sockdir = Path(tempfile.mkdtemp(prefix="knit-"))
         self.kept = False
+        # Out-of-tree modules a suite loads for the VM's whole life on purpose (a tipc.ko
+        # from --tipc-ko replaces the stock one): not a test's leftover.
+        self.resident_modules: set[str] = set()
         self.sock = self._sockdir / "chan.sock"
         self.shell_sock = self._sockdir / "shell.sock"
         self.console = cfg.workdir / f"console-{self.boot_id}.log"

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from knit import kbuild
 from knit.topology import Topology
 from knit.vm import VM
 from suites.tipc.lib import parsers as parse
@@ -29,11 +31,54 @@ class Cluster:
 
 # -- fixtures ---------------------------------------------------------------------------
 
+BUILD_ID_NOTE = "/sys/module/tipc/notes/.note.gnu.build-id"
+
+
+def loaded_build_id(vm: VM) -> str | None:
+    """The build id of the tipc module loaded in the guest; None when none is."""
+    r = vm.run(["od", "-An", "-v", "-tx1", BUILD_ID_NOTE], check=False)
+    return kbuild.note_build_id(bytes.fromhex("".join(r.stdout.split()))) if r.ok else None
+
+
+def load_tipc(vm: VM, ko: Path | None) -> None:
+    """modprobe the kernel's tipc, or (--tipc-ko) put that file in its place: the stock
+    module out (tipc_diag first, it depends on it), tipc's dependencies in, the file
+    insmod'ed once per VM and kept (resident), and its build id checked in the guest."""
+    if ko is None:
+        vm.run(["modprobe", "tipc"])
+        return
+    want = kbuild.build_id(ko)
+    if loaded_build_id(vm) == want:
+        return
+    vm.run(["modprobe", "-r", "tipc_diag"], check=False)
+    vm.run(["rmmod", "tipc"], check=False)
+    deps = kbuild.modinfo(ko, "depends").split(",")
+    vm.run(["modprobe", "-a", *[d for d in deps if d]])
+    r = vm.run(["insmod", str(ko)], timeout=vm.scaled(60), check=False)
+    if not r.ok:   # knit mutate counts this message as "did not load": invalid, no kill
+        pytest.fail(f"--tipc-ko {ko} did not load: {r.stderr.strip()}", pytrace=False)
+    vm.resident_modules.add("tipc")
+    got = loaded_build_id(vm)
+    if got != want:
+        pytest.fail(f"--tipc-ko {ko}: the guest's tipc has build id {got}, not the file's "
+                    f"{want}: the stock module is still loaded?", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tipc_ko(pytestconfig: pytest.Config) -> Path | None:
+    """--tipc-ko PATH (a tipc.ko built for the test's kernel), or None for the stock one."""
+    ko = pytestconfig.getoption("tipc_ko", default=None)
+    if ko and not Path(ko).is_file():
+        raise pytest.UsageError(f"--tipc-ko {ko}: no such file (knit mutate builds them)")
+    return Path(ko).resolve() if ko else None
+
+
 @pytest.fixture
-def tipc(vm: VM) -> Tipc:
+def tipc(vm: VM, tipc_ko: Path | None) -> Tipc:
     """Loads the tipc module: Debian's tipc.ko has no net-pf-30 or genl alias, so neither a
-    socket(AF_TIPC) nor the tipc tool autoloads it (the RHEL guide's `modprobe tipc`)."""
-    vm.run(["modprobe", "tipc"])
+    socket(AF_TIPC) nor the tipc tool autoloads it (the RHEL guide's `modprobe tipc`).
+    With --tipc-ko, that file instead (load_tipc)."""
+    load_tipc(vm, tipc_ko)
     return Tipc(vm)
 
 
@@ -77,12 +122,13 @@ def dual(vm: VM, topo: Callable[[Topology], Topology], tipc: Tipc) -> Cluster:
     return Cluster(t, ["tipc1", "tipc2"])
 
 
-def _wired(vm: VM, peer: VM, topo: Callable[[Topology], Topology], paths: int) -> Wired:
+def _wired(vm: VM, peer: VM, topo: Callable[[Topology], Topology], paths: int,
+           ko: Path | None) -> Wired:
     t = topo(two_paths(paths, b_vm="b"))
     w = Wired(t, Tipc(vm), Tipc(peer))
     devs = [f"eth{i}" for i in range(1, paths + 1)]
     for side, ns in ((w.a, "tipc1"), (w.b, "tipc2")):
-        side.vm.run(["modprobe", "tipc"])
+        load_tipc(side.vm, ko)
         side.set_identity(ns, ns)
         for dev in devs:
             side.enable_eth(ns, dev)
@@ -93,14 +139,16 @@ def _wired(vm: VM, peer: VM, topo: Callable[[Topology], Topology], paths: int) -
 
 
 @pytest.fixture
-def wired(vm: VM, peer: VM, topo: Callable[[Topology], Topology]) -> Wired:
+def wired(vm: VM, peer: VM, topo: Callable[[Topology], Topology],
+          tipc_ko: Path | None) -> Wired:
     """tipc1 on the test's VM, tipc2 on the peer VM (--peer-kernel), eth1 a wire between
     them: one eth bearer each, the link up on both ends. Data between them crosses the
     link: the nodes are separate kernels, so tipc_lxc_xmit's shortcut cannot apply."""
-    return _wired(vm, peer, topo, 1)
+    return _wired(vm, peer, topo, 1, tipc_ko)
 
 
 @pytest.fixture
-def wired_dual(vm: VM, peer: VM, topo: Callable[[Topology], Topology]) -> Wired:
+def wired_dual(vm: VM, peer: VM, topo: Callable[[Topology], Topology],
+               tipc_ko: Path | None) -> Wired:
     """`wired` with two wires, eth1 and eth2, an eth bearer and a link on each."""
-    return _wired(vm, peer, topo, 2)
+    return _wired(vm, peer, topo, 2, tipc_ko)

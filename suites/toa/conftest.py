@@ -63,8 +63,16 @@ def _guest_bytecode() -> None:
 
 @pytest.fixture(scope="session")
 def toa_src(pytestconfig: pytest.Config) -> Path:
-    src = pytestconfig.getoption("toa_src", default=None)
+    src = (pytestconfig.getoption("toa_src", default=None)
+           or pytestconfig.getoption("toa_reference_src", default=None))
     return Path(src).expanduser().resolve() if src else REFERENCE_SRC
+
+
+@pytest.fixture(scope="session")
+def toa_bpf_src(pytestconfig: pytest.Config) -> Path:
+    """bpf/toa/toa.bpf.c, or the file --toa-bpf-src names (a mutant)."""
+    src = pytestconfig.getoption("toa_bpf_src", default=None)
+    return Path(src).expanduser().resolve() if src else BPF_SRC
 
 
 def _record(request: pytest.FixtureRequest, kind: str, built: kbuild.Built) -> None:
@@ -84,11 +92,12 @@ def _ko(request: pytest.FixtureRequest, toa_src: Path, kernel: Kernel) -> kbuild
 
 
 def _bpf_obj(request: pytest.FixtureRequest, kernel: Kernel) -> kbuild.Built:
+    src = request.getfixturevalue("toa_bpf_src")
     missing = requirements.missing_kconfig(kernel, ("CONFIG_CGROUP_BPF", "CONFIG_BPF_SYSCALL"))
     if missing:
         pytest.skip(f"bpf/toa needs {'; '.join(missing)} in {kernel.name}")
     try:
-        built = kbuild.build_bpf(BPF_SRC)
+        built = kbuild.build_bpf(src)
     except kbuild.BuildError as e:
         pytest.fail(str(e), pytrace=False)
     _record(request, "bpf", built)
@@ -153,10 +162,11 @@ def toa_net(vm: VM, topo, toa: Toa) -> ToaNet:
 
 
 @pytest.fixture
-def toa_reference(toa_impl: str, toa_src: Path) -> bool:
-    """True for bpf/toa and kmod/toa, whose counters and log lines knit documents; False
-    for a module from --toa-src."""
-    return toa_impl == "bpf" or toa_src == REFERENCE_SRC
+def toa_reference(pytestconfig: pytest.Config, toa_impl: str, toa_src: Path) -> bool:
+    """True for bpf/toa and kmod/toa (or a modified copy, --toa-reference-src), whose
+    counters and log lines knit documents; False for a module from --toa-src."""
+    return (toa_impl == "bpf" or toa_src == REFERENCE_SRC
+            or pytestconfig.getoption("toa_reference_src", default=None) is not None)
 
 
 @pytest.fixture

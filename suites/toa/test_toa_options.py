@@ -75,12 +75,19 @@ def test_only_the_configured_kind_and_length_are_read(toa_net: ToaNet,
 
 
 @pytest.mark.parametrize("ip", [4, 6], ids=["v4-client", "v6-client"])
-def test_dual_stack_listener_reports_v4_mapped(toa_net: ToaNet, ip: int) -> None:
+def test_dual_stack_listener_reports_v4_mapped(toa_net: ToaNet, toa_needs, ip: int) -> None:
     # The option only carries IPv4: an AF_INET6 socket gets ::ffff:a.b.c.d either way.
+    toa_needs("syn_recv_sock_toa", "syn_recv_sock_no_toa")
+    before = toa_net.stats()
     toa_seen, plain = toa_net.connect(Conn(ack_opts=toa(*A), ip=ip), Conn(ip=ip),
                                       listener="dual")
     assert toa_seen.accept == toa_seen.getpeername == mapped(A)
     assert plain.accept == plain.getpeername == plain.real
+    # One handshake each, counted once: an IPv4 one on a dual-stack listener passes
+    # tcp_v6_syn_recv_sock and the nested tcp_v4_syn_recv_sock, and only one may count
+    # it (mutant toa-kmod-v6-probe-handles-v4 counted both, addresses still right).
+    d = delta(before, toa_net.stats())
+    assert (d["syn_recv_sock_toa"], d["syn_recv_sock_no_toa"]) == (1, 1), d
 
 
 # Options of the third ACK -> the peer the backend must see ("real": no TOA taken).
@@ -98,6 +105,9 @@ MALFORMED = {
     "space_full_toa_last": (EXP253 * 8 + toa(*A), A),
     "space_full_toa_cut": (EXP253 * 9 + toa(*A)[:4], "real"),
     "truncated_at_end": (NOP * 6 + toa(*A)[:6], "real"),
+    # One byte short: the option's length runs exactly one byte past the header (a bound
+    # check off by one reads the address's last byte from beyond the options).
+    "truncated_by_one": (NOP * 5 + toa(*A)[:7], "real"),
 }
 
 

@@ -124,6 +124,7 @@ CLEAN = {"netns": [], "modules": {}, "sysctl": {}}
 class FakeVM:
     def __init__(self, logs, state):
         self.logs, self.left, self.dirty, self.console = list(logs), state, "", "console"
+        self.resident_modules: set[str] = set()
         self.cfg = SimpleNamespace(kernel=SimpleNamespace(name="fake", version="6.12.0"),
                                    accel="tcg")
 

@@ -25,6 +25,7 @@ CLEAN = {"netns": [], "modules": {}, "sysctl": {}}
 
 class FakeVM:
     dirty, alive, kept, console = "", True, False, "console.log"
+    resident_modules: frozenset[str] = frozenset()
     cfg = SimpleNamespace(accel="tcg", kernel=SimpleNamespace(name="k", version="6.12.0"))
 
     def run(self, argv, ns=None, check=True):  # what artifacts.collect runs

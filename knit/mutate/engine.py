@@ -1,0 +1,206 @@
+"""`knit mutate`: for each mutant of the catalogue, build it, run its suite's tests against
+it, and record killed / survived / invalid; then the kill matrix.
+
+Each (suite, variant) first runs its unmutated base with the same selection: the positive
+control. Tests that do not pass there are deselected for the mutants, so only a test that
+tells the base from the mutant can kill it. Verdicts are stored after every mutant and
+keyed by mutant, base tree and selection (store.py): a re-run skips what it already knows,
+except survivors (and the base) when the suite's test code changed since.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from knit import kbuild, kernels
+from knit.errors import KnitError
+from knit.mutate import build, catalog, report, run, store, verdict
+from knit.mutate.catalog import Mutant
+from knit.paths import ROOT
+
+Log = Callable[[str], None]
+NIGHTLY_SUITES = {"mptcp"}   # a kernel build per mutant: ci/nightly.sh runs them
+
+
+def load() -> str:
+    """The host's load averages, as `uptime` shows them."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _selection(suite: str, variant: str, kernel: str, tests: list[str] | None,
+               full: bool, retries: int = 1) -> tuple[list[str], str]:
+    """The pytest selection, and its key: kernel and arguments."""
+    args = list(tests) if tests else list(run.DEFAULT_SELECTION[suite])
+    return args, store.selection_key(kernel, [*args, variant, f"retries={retries}",
+                                              "full" if full else "first-kill"])
+
+
+def tests_hash(suite: str) -> str:
+    """The suite's test code: a survivor (and the base) is judged again after it changed,
+    so a sharpened test gets its chance; a kill stands."""
+    return kbuild.source_hash(ROOT / "suites" / suite)[:12]
+
+
+def _base_hash(suite: str, variant: str, mutants: list[Mutant]) -> str:
+    from knit.mutate import tree
+
+    if suite == "toa":
+        return kbuild.source_hash(ROOT / ("kmod/toa" if variant == "kmod" else "bpf/toa"))[:16]
+    return tree.base(mutants[0]).hash
+
+
+class Engine:
+    def __init__(self, kernel: str, out: Path, log: Log, workers: int = 1, jobs: int = 0,
+                 full: bool = False, tests: list[str] | None = None,
+                 timeout: float = 3600, retries: int = 1) -> None:
+        self.kernel_name = kernel
+        self.out = out
+        self.log = log
+        self.workers = workers
+        self.jobs = jobs
+        self.full = full
+        self.tests = tests
+        self.timeout = timeout
+        # A kill must repeat: a test that fails once and passes in a fresh VM is flaky,
+        # which counts as passed (verdict.py).
+        self.retries = retries
+        self.store = store.Store(out / "mutate" / "store.json")
+        self._kernel: kernels.Kernel | None = None
+
+    @property
+    def kernel(self) -> kernels.Kernel:
+        if self._kernel is None:
+            self._kernel = kernels.ensure(self.kernel_name)
+        return self._kernel
+
+    def _run(self, ident: str, m: Mutant | None, suite: str, variant: str,
+             args: list[str], deselect: list[str]) -> dict:
+        """Build, then test; the entry that goes into the store."""
+        entry: dict = {"id": ident, "suite": suite, "variant": variant,
+                       "kernel": self.kernel_name, "tests_hash": tests_hash(suite),
+                       "started": time.time(), "load_before": load()}
+        if m is not None:
+            entry.update(description=m.description, target=m.target, digest=m.digest,
+                         equivalent=m.equivalent)
+        try:
+            b = build.build(m, suite, variant, self.kernel, jobs=self.jobs)
+        except KnitError as e:
+            entry.update(verdict=verdict.INVALID, reason=f"build failed: "
+                         f"{str(e).splitlines()[0]}", build_s=None, run_s=None,
+                         cells={}, killers=[], finished=time.time(), load_after=load())
+            return entry
+        entry.update(build_s=b.seconds, build_cached=b.cached, artifact=b.artifact, **b.extra)
+        stop = [] if self.full or m is None else ["-x"]
+        retry = ["--flake-retries", str(self.retries)] if self.retries else []
+        argv = [*args, *b.pytest_args, *stop, *retry,
+                *[a for n in deselect for a in ("--deselect", n)]]
+        r = run.pytest(argv, b.kernel or self.kernel_name,
+                       self.out / "mutate" / "runs" / ident, self.workers, self.timeout)
+        v, killers = verdict.classify(r.tests)
+        entry.update(verdict=v, killers=killers, run_s=r.seconds, rc=r.rc, log=str(r.log),
+                     cells={t["nodeid"]: verdict.outcome(t) for t in r.tests},
+                     messages={t["nodeid"]: t.get("message", "")[:300] for t in r.tests
+                               if t["nodeid"] in killers},
+                     finished=time.time(), load_after=load())
+        if v == verdict.INVALID:
+            entry["reason"] = f"pytest exit {r.rc}, {len(r.tests)} results: see {r.log}"
+        return entry
+
+    def base(self, suite: str, variant: str, mutants: list[Mutant]) -> dict:
+        """The unmutated base's run (cached like a mutant's): the positive control."""
+        args, sel = _selection(suite, variant, self.kernel_name, self.tests, self.full,
+                               self.retries)
+        ident = f"base-{suite}-{variant}"
+        k = store.key(ident, "-", _base_hash(suite, variant, mutants), sel)
+        hit = self.store.get(k)
+        if hit is not None and hit.get("tests_hash") == tests_hash(suite):
+            self.log(f"mutate: {ident}: known from an earlier run "
+                     f"({len(verdict.passing(_records(hit)))} tests pass)")
+            return hit
+        self.log(f"mutate: {ident}: building and running the unmutated source "
+                 f"(positive control); load {load()}")
+        e = self._run(ident, None, suite, variant, args, [])
+        e["verdict"] = "control"   # the base is not a mutant: its passing tests matter
+        passing = verdict.passing(_records(e))
+        if not passing:
+            raise KnitError(f"the unmutated {suite} {variant} passes no test of "
+                            f"{' '.join(args)} ({e.get('reason', 'see the log')}): fix "
+                            "the suite or the selection first")
+        self.store.put(k, e)
+        self.log(f"mutate: {ident}: {len(passing)} passed of {len(e['cells'])} in "
+                 f"{e['run_s']:.0f}s (build {e['build_s']}s); load {e['load_after']}")
+        return e
+
+    def mutant(self, m: Mutant, base: dict, i: int, n: int) -> tuple[dict, bool]:
+        """(entry, ran): the mutant's verdict, from the store or from a run now."""
+        args, sel = _selection(m.suite, m.variant, self.kernel_name, self.tests, self.full,
+                               self.retries)
+        k = store.key(m.id, m.digest, _base_hash(m.suite, m.variant, [m]), sel)
+        hit = self.store.get(k)
+        if hit is not None and (hit["verdict"] != verdict.SURVIVED
+                                or hit.get("tests_hash") == tests_hash(m.suite)):
+            self.log(f"mutate: [{i}/{n}] {m.id}: {hit['verdict']} (earlier run)")
+            return hit, False
+        if hit is not None:
+            self.log(f"mutate: [{i}/{n}] {m.id}: survived before; suites/{m.suite} changed "
+                     "since, judging it again")
+        failing = sorted(set(base["cells"]) - set(verdict.passing(_records(base))))
+        self.log(f"mutate: [{i}/{n}] {m.id}: building; load {load()}")
+        e = self._run(m.id, m, m.suite, m.variant, args, failing)
+        self.store.put(k, e)
+        by = f" by {e['killers'][0]}" if e["killers"] else ""
+        self.log(f"mutate: [{i}/{n}] {m.id}: {e['verdict'].upper()}{by} "
+                 f"(build {e['build_s']}s, run {e.get('run_s')}s){_reason(e)}")
+        return e, True
+
+
+def _records(entry: dict) -> list[dict]:
+    return [{"nodeid": n, "outcome": o} for n, o in entry.get("cells", {}).items()]
+
+
+def _reason(e: dict) -> str:
+    return f": {e['reason']}" if e.get("reason") else ""
+
+
+def mutate(suite: str | None, kernel: str, out: Path, log: Log, limit: int | None = None,
+           ids: list[str] | None = None, nightly: bool = False, **kw) -> dict:
+    """Run the catalogue (one suite, or all), at most `limit` new mutants this time;
+    returns the summary `knit mutate --json` prints, and writes the kill matrix."""
+    mutants = catalog.load(suite=suite)
+    if ids:
+        unknown = sorted(set(ids) - {m.id for m in mutants})
+        if unknown:
+            raise KnitError(f"no mutant {', '.join(unknown)} in the catalogue: see "
+                            "'knit mutate --list'")
+        mutants = [m for m in mutants if m.id in ids]
+    later = sorted({m.suite for m in mutants} & NIGHTLY_SUITES)
+    if later and not nightly:
+        raise KnitError(f"{', '.join(later)} mutants need a kernel built from source per "
+                        "mutant (hours on 2 cores): add --nightly (ci/nightly.sh does), or "
+                        "pick --suite toa or tipc")
+    eng = Engine(kernel, out, log, **kw)
+    entries: list[dict] = []
+    groups: dict[tuple[str, str], list[Mutant]] = {}
+    for m in mutants:
+        groups.setdefault((m.suite, m.variant), []).append(m)
+    ran, i, t0 = 0, 0, time.monotonic()
+    for (s, variant), ms in groups.items():
+        base = None
+        for m in ms:
+            i += 1
+            if limit is not None and ran >= limit:
+                continue
+            base = base or eng.base(s, variant, ms)
+            e, did = eng.mutant(m, base, i, len(mutants))
+            ran += did
+            entries.append(e)
+    bases = [e for e in eng.store.latest().values() if e["id"].startswith("base-")]
+    paths = report.write(entries, bases, out)
+    summary = report.summary(entries)
+    summary.update(wall_s=round(time.monotonic() - t0, 1), ran=ran,
+                   not_run=len(mutants) - len(entries), report=str(paths[1]),
+                   matrix=str(paths[0]))
+    return summary
