@@ -76,7 +76,7 @@ def cause(out: str, test: str) -> str:
     ("case_frozen_guest.py", r"did not answer"),
     ("case_agent_stops.py", r"did not answer"),
     ("case_qemu_killed.py", r"guest channel closed|VM is unusable"),
-    ("case_oom.py", r"kernel fault: .*(oom|Out of memory|Call Trace)"),
+    ("case_oom.py", r"kernel fault \(.*(oom|Out of memory|Call Trace)"),
 ])
 def test_vm_fault_is_survived(case, why, tmp_path):
     p, took = run_case(case, tmp_path)
