@@ -238,8 +238,7 @@ def build_id(ko: Path) -> str:
         i = data.find(tag, i + 1)
     if i < 8:
         raise BuildError(f"{ko} has no GNU build-id note: rebuild it (ld --build-id)")
-    size = int.from_bytes(data[i - 4:i], "little")
-    return data[i + 8:i + 8 + size].hex()
+    return note_build_id(data[i - 8:])     # the note starts at namesz
 
 
 def note_build_id(note: bytes) -> str:

@@ -39,10 +39,6 @@ class Built:
     extra: dict = field(default_factory=dict)
 
 
-def _kmod(src: Path, k: Kernel, name: str | None = None) -> kbuild.Built:
-    return kbuild.build_module(src, k, name=name)
-
-
 def toa(m: Mutant | None, variant: str, k: Kernel) -> Built:
     """The TOA module or BPF object, mutated by `m` (None: the checkout's own)."""
     from knit.paths import ROOT
@@ -52,7 +48,7 @@ def toa(m: Mutant | None, variant: str, k: Kernel) -> Built:
     else:
         src = ROOT / ("kmod/toa" if variant == "kmod" else "bpf/toa")
     if variant == "kmod":
-        b = _kmod(src, k)
+        b = kbuild.build_module(src, k)
         return Built(["--toa-impl", "kmod", "--toa-reference-src", str(src)], b.seconds,
                      b.cached, str(b.path))
     b = kbuild.build_bpf(src / "toa.bpf.c")
@@ -67,7 +63,7 @@ def tipc(m: Mutant | None, k: Kernel, ksrc: Path | None = None) -> Built:
         src = tree.mutated_copy(m, tree.base(m, ksrc))
     else:
         src = (ksrc or tree.kernel_source()) / "net" / "tipc"
-    b = _kmod(src, k, name="tipc")
+    b = kbuild.build_module(src, k, name="tipc")
     return Built(["--tipc-ko", str(b.path)], b.seconds, b.cached, str(b.path),
                  extra={"build_id": kbuild.build_id(b.path)})
 
@@ -82,8 +78,8 @@ def mptcp(m: Mutant | None, jobs: int = 0, ksrc: Path | None = None) -> Built:
     stamp = out / "knit-mutant.json"
     want = {"mutant": m.id if m else None, "digest": m.digest if m else None}
     with kernels.locked(out.parent / ".build.lock"):
-        if stamp.exists() and json.loads(stamp.read_text()).get("want") == want:
-            s = json.loads(stamp.read_text())
+        s = json.loads(stamp.read_text()) if stamp.exists() else {}
+        if s.get("want") == want:
             return Built([], s["seconds"], True, str(out), kernel=f"path:{out}")
         stamp.unlink(missing_ok=True)
         if m is not None:
