@@ -103,7 +103,12 @@ class Channel:
         with self.lock:
             if self.closed:
                 raise ChannelClosed(self.closed)
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            # qemu died before the reader saw EOF: the same cause, not a raw BrokenPipeError.
+            self.close("guest channel closed")
+            raise ChannelClosed(self.closed or "guest channel closed") from None
         deadline = time.monotonic() + wait
         with self.cond:
             while rid not in self.replies:
