@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -38,19 +39,37 @@ def qemus_of(art: Path) -> list[int]:
     return found
 
 
-def run_case(case: str, tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+def stop_session(proc: subprocess.Popen, art: Path) -> str:
+    """Ends a session that overran: SIGINT (knit stops its VMs), then SIGKILL, then any
+    qemu of it still alive. Says what had to be killed."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    left = qemus_of(art)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return (f"qemu {left} outlived it and were killed\n" if left else "") + out[-3000:]
+
+
+def run_case(case: str, tmp: Path, *args: str, deadline: float = DEADLINE_S
+             ) -> tuple[subprocess.CompletedProcess, float]:
     art = tmp / "art"
     cmd = [sys.executable, "-m", "pytest", str(CASES / case), "-p", "no:randomly", "-rA",
            "-o", "python_files=case_*.py", "--knit-artifacts", str(art), *args]
     t0 = time.monotonic()
     # A wide terminal: pytest cuts short-summary reasons to the terminal width.
     env = {**os.environ, "COLUMNS": "1000"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
     try:
-        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                           timeout=DEADLINE_S, env=env)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"{case}: the session hung (killed after {DEADLINE_S} s)\n"
-                    f"{(e.stdout or b'')[-3000:]!r}", pytrace=False)
+        out, _ = proc.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{case}: the session hung (stopped after {deadline:.0f} s)\n"
+                    + stop_session(proc, art), pytrace=False)
+    p = subprocess.CompletedProcess(cmd, proc.returncode, out, "")
     # Every VM of the session is gone with it, stopped (SIGSTOP) ones included.
     assert not qemus_of(art), f"qemu of {case} still running: {qemus_of(art)}"
     return p, time.monotonic() - t0
@@ -125,7 +144,10 @@ def test_kernel_reports_fail_the_test_that_caused_them(tmp_path, pytestconfig):
     test after it passes at once. Runs on this session's --kernel (the leak needs
     src-6.12-debug: `pytest tests/faults -k kernel_reports --kernel src-6.12-debug`)."""
     kernel = [a for k in pytestconfig.getoption("kernel")[:1] for a in ("--kernel", k)]
-    p, _ = run_case("case_kernel_faults.py", tmp_path, "--flake-retries", "1", *kernel)
+    # Six boots: the first VM and one after each of the five faults (a KASAN + lockdep
+    # kernel takes 46-79 s to boot under TCG, ~1100 s for the whole case).
+    p, _ = run_case("case_kernel_faults.py", tmp_path, "--flake-retries", "1", *kernel,
+                    deadline=3 * DEADLINE_S)
     out = p.stdout + p.stderr
     recs = {r["nodeid"].split("::")[1].split("[")[0]: r for r in
             json.loads((tmp_path / "art" / "results.json").read_text())["tests"]}
