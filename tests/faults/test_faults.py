@@ -172,6 +172,9 @@ def test_kernel_reports_fail_the_test_that_caused_them(tmp_path, pytestconfig):
         assert "no kmemleak" in leak["message"], leak
     else:
         assert leak["outcome"] == "error" and leak["attempts"] == 1, (leak, out[-3000:])
-        assert leak["faults"][0].startswith("kmemleak ") and "set_leak" in leak["message"], leak
+        # The first line is kmemleak's count; its report, with the stack, is in the error.
+        report = re.search(r"ERROR at teardown of test_leak\b.*?\n(.*?)(?=\n[_=]{3})", out, re.S)
+        assert leak["faults"][0].startswith("kmemleak ") and report, (leak, out[-3000:])
+        assert "unreferenced object" in report[1] and "set_leak+" in report[1], report[1]
         assert (recs["test_after_leak"]["outcome"], recs["test_after_leak"]["attempts"]) == \
             ("passed", 1), recs["test_after_leak"]
