@@ -108,7 +108,7 @@ class Channel:
         except OSError:
             # qemu died before the reader saw EOF: the same cause, not a raw BrokenPipeError.
             self.close("guest channel closed")
-            raise ChannelClosed(self.closed or "guest channel closed") from None
+            raise ChannelClosed(self.closed) from None
         deadline = time.monotonic() + wait
         with self.cond:
             while rid not in self.replies:
