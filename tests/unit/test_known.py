@@ -1,5 +1,7 @@
 """Known kernel issues: the file's format, which kernels an issue affects, what it explains."""
 
+from pathlib import Path
+
 import pytest
 
 from knit import health, known
@@ -20,8 +22,22 @@ def write(tmp_path, text):
 
 def test_the_shipped_file_parses_and_each_issue_points_upstream():
     issues = known.load()
-    assert [i.id for i in issues] == ["mptcp-dss-not-matching"]
+    assert [i.id for i in issues] == ["mptcp-dss-not-matching", "kasan-la57-identify-cpu"]
     assert all(i.reference.startswith("https://") for i in issues)
+
+
+def test_the_la57_kasan_false_positive_at_boot_is_known_by_its_fingerprint_and_text():
+    log = (Path(__file__).parent / "data" / "kasan_la57_boot_6.12.118-debug.txt")
+    [fault] = health.scan(log.read_text().splitlines())
+    issues = known.load()
+    assert (fault.kind, fault.fingerprint) == ("kasan", "f15909917ecb")
+    assert known.match(issues, "src-6.12-debug", "6.12.118-virtme", "", [fault.fingerprint]) \
+        .id == "kasan-la57-identify-cpu"
+    assert known.match(issues, "src-6.12-debug", "6.12.118-virtme", str(fault), []) \
+        .id == "kasan-la57-identify-cpu"
+    # The same KASAN report outside identify_cpu is not this issue.
+    other = str(fault).replace("identify_cpu+", "tcp_v4_rcv+")
+    assert known.match(issues, "src-6.12-debug", "6.12.118-virtme", other, []) is None
 
 
 def test_an_issue_matches_by_fingerprint_on_the_kernels_it_affects(tmp_path):
