@@ -39,3 +39,11 @@ def test_wire_nics_are_dgram_netdevs_on_unix_sockets():
                 if a.startswith("--qemu-opts="))
     assert ("-netdev dgram,id=kw0,local.type=unix,local.path=/t/a0,remote.type=unix,"
             "remote.path=/t/b0 -device virtio-net-pci,netdev=kw0,mac=02:6b:6e:00:0a:00") in qemu
+
+
+def test_tcg_cpu_has_no_la57_and_kvm_keeps_vngs_cpu():
+    def qemu(accel):
+        argv = build(VngSpec(image=Path("/k"), command=["true"], accel=accel))
+        return next((a for a in argv if a.startswith("--qemu-opts=")), "")
+    assert "-cpu max,la57=off" in qemu("tcg")
+    assert "-cpu" not in qemu("kvm")
