@@ -49,3 +49,27 @@ def test_limits_enforced(vm, mp, side):
     # The client never tries past its own limit; the server refuses joins past its
     # limit (6.1 at the SYN, 6.12 at the third ACK, then the client resets them).
     assert len(syns) == (1 if side == "client" else 3), [e.src for e in syns]
+
+
+def _accepted(vm, ns: str, argvs) -> int:
+    """How many of `argvs` succeed before the first one the kernel refuses."""
+    n = 0
+    for argv in argvs:
+        if not vm.run(argv, ns=ns, check=False).ok:
+            break
+        n += 1
+    return n
+
+
+def test_pm_hard_limits_agree(vm, mp):
+    """The in-kernel PM caps both the endpoint count and each limit at one constant
+    (MPTCP_PM_ADDR_MAX: 8 on 6.12): as many endpoints are taken as the largest limit, and
+    one more of either is refused while the accepted ones stay."""
+    mp.pair(paths=1)
+    cap = 128  # above any kernel's constant: the loops end at the kernel's refusal
+    eps = _accepted(vm, "ns1", (pm.add_argv(pm.ep(f"10.9.{i}.1")) for i in range(cap)))
+    assert 8 <= eps < cap and len(pm.endpoints(vm, "ns1")) == eps, eps
+    for kind in ("subflows", "add_addr_accepted"):
+        top = _accepted(vm, "ns1", (pm.limits_argv(**{kind: i}) for i in range(cap)))
+        assert top - 1 == eps, f"limits set {kind} takes up to {top - 1}, endpoints {eps}"
+        assert pm.limits(vm, "ns1")[kind] == eps, pm.limits(vm, "ns1")
