@@ -6,6 +6,7 @@ import pytest
 
 from suites.mptcp.lib import pm
 from suites.mptcp.lib.pm import ep
+from suites.mptcp.lib.ss import parse_ss
 from suites.mptcp.lib.wire import MpJoin, MpPrio
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
@@ -72,3 +73,34 @@ def test_mp_prio_on_the_wire(vm, mp):
     obs.check("ns1", MPPrioTx=1)
     obs.check("ns2", MPPrioRx=1)
     assert pm.endpoints(vm, "ns1")[0].get("backup") is True
+
+
+def test_mp_prio_received_makes_the_subflow_backup(mp):
+    """The receiver of MP_PRIO marks the subflow backup: its monitor reports SF_PRIO
+    with backup=1 (the subflow's flag), `ss` shows the remote-backup flag B only after the
+    MP_PRIO (the control: read before it), and the server's reply avoids that subflow."""
+    mp.pair(paths=2)
+    mp.pm("ns1", subflows=1, endpoints=(ep("10.0.2.1", "subflow", id=2, dev="ns1eth2"),))
+    mp.pm("ns2", subflows=1)
+    ss = {"ns": "ns2", "argv": ["ss", "-tniH", "state", "established"]}
+    actions = [{"at": 0.2, **ss},
+               {"at": 0.4, "ns": "ns1", "argv": pm.change_argv(2, "10.0.2.1", "backup")},
+               {"at": 1.0, **ss}]  # after the upload, before the reply
+    with mp.observe() as obs:
+        r = mp.transfer(size=1 << 20, reply=1 << 20, rate=256 << 10, wait_subflows=1,
+                        actions=actions)
+    assert r.intact and r.actions[1]["rc"] == 0, r.summary()
+    before, after = (sf_flags(a["stdout"], peer="10.0.2.1") for a in r.actions[::2])
+    assert before and "B" not in before and "B" in after, r.actions[::2]
+    prio = [(e["daddr4"], e["backup"]) for e in obs.pm("ns2", "SF_PRIO")]
+    assert prio == [("10.0.2.1", "1")], obs.pm("ns2")
+    obs.check("ns2", MPPrioRx=1)
+    # Nothing of the reply on the backup, except what the server reinjected there.
+    assert only_reinjected(obs, "ns2", "ns1", r.subflow("10.0.2.1")["data_segs_in"]), \
+        r.subflows_end
+
+
+def sf_flags(ss_out: str, peer: str) -> str:
+    """The MPTCP subflow flags `ss` shows for the subflow to `peer` ("" if none)."""
+    return next((s.info.get("flags", "") for s in parse_ss(ss_out)
+                 if s.peer_addr == peer and s.ulp == "mptcp"), "")
