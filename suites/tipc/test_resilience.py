@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from suites.tipc.lib import parsers as parse
 from suites.tipc.lib.net import link
 from suites.tipc.lib.parsers import TIPC_NODE_STATE, progress
 from suites.tipc.lib.sock import TIPC_PUBLISHED, TIPC_WITHDRAWN, event_from_json
@@ -13,6 +14,7 @@ from suites.tipc.lib.sock import TIPC_PUBLISHED, TIPC_WITHDRAWN, event_from_json
 pytestmark = pytest.mark.kconfig("CONFIG_TIPC")
 DESTROY = "knit.guest.netns:destroy"
 SOCK = "suites.tipc.lib.sock"
+WIRE = "suites.tipc.lib.wire"
 # The kernel probes a silent link every min(tolerance/4, 500 ms) and fails it once more
 # than tolerance/interval probes went unanswered: between one interval short of the
 # tolerance (the last packet came just before the cut) and two past it, plus timer
@@ -97,3 +99,30 @@ def test_link_down_after_tolerance_when_peer_goes_silent(vm, trio, tipc):
     assert lo <= r["down_max_s"] and r["down_s"] <= hi, f"link lost {r}, not in [{lo}, {hi}] s"
     links = tipc.links("tipc1")
     assert (links.get(gone), links.get(stays)) == ("down", "up"), links
+
+
+def test_silent_link_fails_after_abort_limit_probes(vm, trio, tipc):
+    """Link supervision counts probe intervals: after the last packet it heard from a
+    silent peer, a link sends abort_limit + 1 probes and fails at the next interval
+    (parse.silent_link_probes). Counted on tipc1's eth1, which shows that last packet
+    and every probe after it, so the count is exact whatever the timer lateness; a quiet
+    link probes every interval before the cut too, but those were answered."""
+    gone = link("tipc1", "eth1", "tipc3", "eth1")
+    tolerance = tipc.stats("tipc1")[gone].tolerance
+    want = parse.silent_link_probes(tolerance)
+    wait = vm.scaled(tolerance / 1000 + 2)   # for a reception, then for the loss
+    cap = vm.call(f"{WIRE}:capture_until_lost", ns="tipc1", peer=trio.hash("tipc3"),
+                  dev="eth1", cut_ns="tipcsw", cut=["ip", "link", "set", "p3", "down"],
+                  wait=wait, timeout=2 * wait + vm.scaled(5))
+    assert cap["event"] and cap["event"]["kind"] == "withdrawn", cap["event"]
+    heard, sent = parse.sent_after_last_heard(parse.parse_capture(cap["frames"]),
+                                              own=trio.hash("tipc1"), peer=trio.hash("tipc3"))
+    assert heard is not None and heard.t <= cap["cut_end"], heard
+    probes = [round(f.t - heard.t, 3) for f in sent if f.is_probe]
+    # The arithmetic needs a quiet link: only the timer's probes went out.
+    assert len(probes) == len(sent), f"tipc1 sent more than probes to tipc3: {sent}"
+    assert len(probes) == want, (
+        f"tipc1 sent {len(probes)} probes to tipc3 after the last packet it heard from it "
+        f"(at {heard.t:+.3f} s from the cut), before the link was withdrawn ({cap['lost']:.3f} s); "
+        f"tolerance {tolerance} ms gives abort_limit {parse.abort_limit(tolerance)}, so "
+        f"{want} probes. Probes at s after that packet: {probes}")

@@ -157,3 +157,64 @@ def test_parsers_reject_garbage(data) -> None:
         unpack_event(b"\0" * 47)
     with pytest.raises(ValueError):
         t.node_id_bytes("has space")
+
+
+# -- a silent link on the wire (tests/unit/data/tipc_probe_capture.py) -------------------
+
+SILENT = sorted(p for p in DATA.glob("tipc_silent_link_*.json")
+                if not p.name.endswith(".meta.json"))
+
+
+def test_abort_limit_follows_node_c() -> None:
+    # interval = min(tol/4, 500) ms, abort_limit = tol / interval (integer divisions)
+    assert [t.abort_limit(tol) for tol in (50, 1500, 2000, 3000, 5000, 30000)] == \
+        [4, 4, 4, 6, 10, 60]
+    assert t.silent_link_probes(1500) == 5 and t.silent_link_probes(3000) == 7
+
+
+@pytest.mark.parametrize("path", SILENT, ids=lambda p: p.stem.removeprefix("tipc_silent_link_"))
+def test_silent_link_capture(path: Path) -> None:
+    cap = json.loads(path.read_text())
+    frames = t.parse_capture(cap["frames"])
+    t1, t2, t3 = (t.node_hash(n) for n in NODES)
+    heard, sent = t.sent_after_last_heard(frames, own=t1, peer=t3)
+    # The last packet from tipc3 was a STATE_MSG, before the cut ended (on 6.1.0-57 it
+    # came 0.23 s after `ip link set p3 down` began, which took 0.46 s).
+    assert heard is not None and heard.prevnode == t3 and heard.destnode == t1
+    assert (heard.user, heard.mtype) == (t.LINK_PROTOCOL, t.STATE_MSG)
+    assert heard.t <= cap["cut_end"]
+    # After it, tipc1 sent tipc3 nothing but probes, one a timer interval (375 ms for
+    # 1500 ms: never early), abort_limit + 1 of them.
+    assert cap["tolerance_ms"] == 1500 and all(f.is_probe for f in sent)
+    assert len(sent) == t.silent_link_probes(cap["tolerance_ms"]) == 5
+    gaps = [b.t - a.t for a, b in zip([heard, *sent[:-1]], sent, strict=True)]
+    assert all(0.375 <= g < 0.5 for g in gaps[1:]) and 0 < gaps[0] < 0.5, gaps
+    # ... then a RESET_MSG once the link was down; it is not counted.
+    last = [f for f in frames if f.outgoing and f.destnode == t3][-1]
+    assert (last.user, last.mtype, last.t > sent[-1].t) == (t.LINK_PROTOCOL, 1, True)
+    # A quiet link probes before the cut too: each probe answered, so none counts.
+    before = [f for f in frames if f.outgoing and f.is_probe and f.t < heard.t]
+    assert before and all(f.destnode in (t2, t3) for f in before)
+    # tipc2's probes to tipc3, flooded to us once the bridge lost tipc3's port, are
+    # not from tipc3 (PACKET_OTHERHOST); discovery broadcasts are not link traffic.
+    assert any(f.pkttype == 3 and f.prevnode == t2 for f in frames)
+    assert not any(f.heard_from(t3) for f in frames if f.user == t.LINK_CONFIG)
+    # Without that last packet, the probe before it counts too.
+    _, more = t.sent_after_last_heard([f for f in frames if f is not heard], own=t1, peer=t3)
+    assert len(more) > len(sent)
+
+
+def test_silent_link_fixture_exists() -> None:
+    assert any(p.name.startswith("tipc_silent_link_6.12.") for p in SILENT)
+
+
+def test_tipc_frame_rejects_garbage() -> None:
+    cap = json.loads(SILENT[0].read_text())
+    frame = next(bytes.fromhex(f["hex"]) for f in cap["frames"] if f["pkttype"] == 0)
+    assert t.parse_tipc_frame(frame).user == t.LINK_PROTOCOL
+    with pytest.raises(ValueError):
+        t.parse_tipc_frame(frame[:12] + b"\x08\x00" + frame[14:])    # IPv4 ethertype
+    with pytest.raises(ValueError):
+        t.parse_tipc_frame(frame[:30])                               # header cut short
+    with pytest.raises(ValueError):
+        t.parse_tipc_frame(frame[:14] + b"\x00" + frame[15:])        # version 0

@@ -311,6 +311,99 @@ def rx_messages(stats: LinkStats) -> int:
     return stats["rx_packets"] - stats["rx_bundles"] + stats["rx_bundled"]
 
 
+# -- link supervision and the wire ------------------------------------------------------
+
+def abort_limit(tolerance_ms: int) -> int:
+    """The probe intervals a link may stay silent (net/tipc/node.c): the node timer runs
+    every min(tolerance/4, 500) ms (tipc_node_calculate_timer) and sets the link's
+    abort_limit to tolerance / that interval, integer divisions both."""
+    return tolerance_ms // min(tolerance_ms // 4, 500)
+
+
+def silent_link_probes(tolerance_ms: int) -> int:
+    """Probes a link sends after the last packet it received from a silent peer, before it
+    fails (net/tipc/link.c tipc_link_timeout, 6.1 and 6.12). In a cluster under the
+    monitor threshold (mstate->monitoring) every timeout first checks `silent_intv_cnt >
+    abort_limit`, then increments silent_intv_cnt; any packet received on the link sets
+    it to 0. On a quiet link (snd_nxt == checkpoint) every timeout that passes the check
+    sends a STATE_MSG with the probe bit. So timeouts 1..abort_limit+1 after the last
+    reception each send one probe (counts 0..abort_limit pass), and timeout
+    abort_limit+2 fails the link (count abort_limit+1) without sending."""
+    return abort_limit(tolerance_ms) + 1
+
+
+ETH_P_TIPC = 0x88CA
+PACKET_HOST = 0           # linux/if_packet.h: to us (unicast)
+PACKET_OUTGOING = 4       # sent by us
+# net/tipc/msg.h
+LINK_PROTOCOL = 7
+LINK_CONFIG = 13          # neighbour discovery, broadcast by each bearer
+STATE_MSG = 0
+
+
+@dataclass(frozen=True)
+class TipcFrame:
+    """One TIPC frame from an eth bearer, as an AF_PACKET socket saw it: `t` seconds on
+    the capture's clock, `pkttype` (PACKET_HOST, PACKET_OUTGOING...), and the header
+    fields the link layer acts on (net/tipc/msg.h: word 0 user, word 1 type, word 3
+    prevnode, word 5 bit 0 probe, word 7 destnode)."""
+
+    t: float
+    pkttype: int
+    user: int
+    mtype: int
+    prevnode: int
+    destnode: int | None      # None in a short (24-byte) header: the receiver is meant
+    probe: bool               # LINK_PROTOCOL only
+
+    @property
+    def outgoing(self) -> bool:
+        return self.pkttype == PACKET_OUTGOING
+
+    @property
+    def is_probe(self) -> bool:
+        return self.user == LINK_PROTOCOL and self.mtype == STATE_MSG and self.probe
+
+    def heard_from(self, peer: int) -> bool:
+        """Received from node `peer` on its link to us: unicast to our MAC, and not
+        discovery (LINK_CONFIG goes to the bearer, not the link)."""
+        return (self.pkttype == PACKET_HOST and self.prevnode == peer
+                and self.user != LINK_CONFIG)
+
+
+def parse_tipc_frame(frame: bytes, t: float = 0.0, pkttype: int = PACKET_HOST) -> TipcFrame:
+    """An Ethernet frame (14-byte header, ethertype 0x88ca) carrying a TIPC message."""
+    if len(frame) < 14 + 24 or int.from_bytes(frame[12:14], "big") != ETH_P_TIPC:
+        raise ValueError(f"not a TIPC eth frame: {frame[:16].hex()}...")
+    words = [int.from_bytes(frame[14 + 4 * i:18 + 4 * i], "big")
+             for i in range(min(10, (len(frame) - 14) // 4))]
+    version, user, hdr_size = words[0] >> 29, (words[0] >> 25) & 0xF, (words[0] >> 21 & 0xF) * 4
+    if version != 2 or hdr_size < 24 or hdr_size > len(frame) - 14:
+        raise ValueError(f"TIPC header: version {version}, size {hdr_size}: {frame.hex()}")
+    return TipcFrame(t=t, pkttype=pkttype, user=user, mtype=words[1] >> 29,
+                     prevnode=words[3], destnode=words[7] if hdr_size >= 32 else None,
+                     probe=user == LINK_PROTOCOL and bool(words[5] & 1))
+
+
+def parse_capture(frames: list[dict]) -> list[TipcFrame]:
+    """suites.tipc.lib.wire's captured frames ({"t", "pkttype", "hex"}), decoded."""
+    return [parse_tipc_frame(bytes.fromhex(f["hex"]), f["t"], f["pkttype"]) for f in frames]
+
+
+def sent_after_last_heard(frames: list[TipcFrame], own: int,
+                          peer: int) -> tuple[TipcFrame | None, list[TipcFrame]]:
+    """The last frame node `own` received from `peer` on their link (heard_from), and
+    what `own` sent towards `peer` after it while the link was up: STATE_MSGs and data
+    (a short header names no destination, so it counts too); RESET/ACTIVATE_MSGs, sent
+    once the link is down, do not. (None, every such frame) if nothing was heard."""
+    heard = [i for i, f in enumerate(frames) if f.heard_from(peer)]
+    after = frames[heard[-1] + 1:] if heard else frames
+    sent = [f for f in after if f.outgoing and f.prevnode == own and f.destnode in (peer, None)
+            and f.user != LINK_CONFIG
+            and not (f.user == LINK_PROTOCOL and f.mtype != STATE_MSG)]
+    return (frames[heard[-1]] if heard else None), sent
+
+
 # -- suites.tipc.lib.sock roles' JSON lines ------------------------------------------------
 
 def progress(text: str, key: str = "sent") -> int:
