@@ -31,6 +31,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -184,12 +185,29 @@ class Holder:
                 "handshake": [p.hex() for p in packets]}
 
     def exchange(self, size: int) -> dict[str, Any]:
-        """`size` random bytes to the server and back; ok when the echo matches."""
+        """`size` random bytes to the server and back; ok when the echo matches. Gives up
+        at once when the server's end is gone: an MPTCP client whose only subflow was
+        reset keeps waiting (the kernel does not pass a subflow's error up)."""
         data = os.urandom(size)
+        deadline = time.monotonic() + self.limit
+        back = bytearray()
         try:
             self.sk.settimeout(self.limit)
             self.sk.sendall(LEN.pack(size) + data)
-            back = _recv_exact(self.sk, size)
+            self.sk.settimeout(0.2)
+            while len(back) < size:
+                try:
+                    chunk = self.sk.recv(size - len(back))
+                except TimeoutError:
+                    if self.server.ended:
+                        return {"ok": False, "error": "no echo: the server's end is gone",
+                                **self.status()}
+                    if time.monotonic() > deadline:
+                        return {"ok": False, "error": "timeout", **self.status()}
+                    continue
+                if not chunk:
+                    raise EOFError("EOF")
+                back += chunk
         except EOFError:
             return {"ok": False, "error": "EOF"}
         except OSError as e:
