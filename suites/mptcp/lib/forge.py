@@ -45,6 +45,7 @@ ETH_P_ALL = 0x0003
 TCPOPT_MPTCP, MP_FASTCLOSE = 30, 0x7
 LEN = struct.Struct("!I")
 HANDSHAKE_PACKETS = 8  # SYN, SYN-ACK, the MP_CAPABLE ACK and the first data, with room
+LIMIT_S = 30.0  # the holder's socket waits, before vm.scaled(); a request's answer +10
 
 
 # -- wire helpers (stdlib: the holder has no scapy) -------------------------------------
@@ -259,10 +260,11 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- guest functions for vm.call ---------------------------------------------------------
 
-def ask(ctl: str, req: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-    """One request to the holder listening on abstract socket `ctl` (this netns)."""
+def ask(ctl: str, req: dict[str, Any], wait: float = 60.0) -> dict[str, Any]:
+    """One request to the holder listening on abstract socket `ctl` (this netns), its
+    answer awaited for `wait` s."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
+        s.settimeout(wait)
         s.connect("\0" + ctl)
         with s.makefile("rw") as f:
             f.write(json.dumps(req) + "\n")
@@ -271,7 +273,7 @@ def ask(ctl: str, req: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
 
 
 def fastclose(ctl: str, key: int, connect: str, port: int = 10000,
-              timeout: float = 60.0) -> dict[str, Any]:
+              wait: float = 60.0) -> dict[str, Any]:
     """Send the server a pure ACK carrying MP_FASTCLOSE with `key`, as from the client.
 
     Its sequence numbers come off the wire: the holder exchanges a little data while a
@@ -283,7 +285,7 @@ def fastclose(ctl: str, key: int, connect: str, port: int = 10000,
 
     cap = sniffer()
     try:
-        echo = ask(ctl, {"op": "exchange", "size": 1024}, timeout)
+        echo = ask(ctl, {"op": "exchange", "size": 1024}, wait)
         segs = [s for s in map(parse_seg, drain(cap, port)) if s]
     finally:
         cap.close()
@@ -351,8 +353,9 @@ class Held:
         self.keys = handshake_keys([bytes.fromhex(h) for h in ready["handshake"]])
 
     def _ask(self, req: dict[str, Any], wait: float = 0.0) -> dict[str, Any]:
-        timeout = self.vm.scaled(30) + wait
-        return self.vm.call(ask, ns=self.ns, ctl=self.ctl, req=req, timeout=timeout)
+        wait += self.vm.scaled(LIMIT_S + 10)  # the holder's own waits end first
+        return self.vm.call(ask, ns=self.ns, ctl=self.ctl, req=req, wait=wait,
+                            timeout=wait + self.vm.scaled(10))
 
     def exchange(self, size: int = 16 << 10) -> dict[str, Any]:
         """`size` bytes to the server and echoed back: {"ok", "error"}."""
@@ -369,8 +372,10 @@ class Held:
     def fastclose(self, key: int) -> dict[str, Any]:
         """A forged pure ACK with MP_FASTCLOSE(`key`) to the server, from the client's
         address and port; returns what was sent (seq, ack, key...)."""
-        return self.vm.call(fastclose, ns=self.ns, ctl=self.ctl, key=key,
-                            connect=self.connect, port=self.port, timeout=self.vm.scaled(60))
+        wait = self.vm.scaled(LIMIT_S + 10)
+        return self.vm.call(fastclose, ns=self.ns, ctl=self.ctl, key=key, wait=wait,
+                            connect=self.connect, port=self.port,
+                            timeout=wait + self.vm.scaled(10))
 
 
 @contextmanager
@@ -381,7 +386,7 @@ def held(vm: VM, client: str = "ns1", server: str = "ns2", connect: str = "10.0.
     ctl = f"knit-forge-{port}"
     argv = [vm.python, "-S", "-m", "suites.mptcp.lib.forge", "hold", "--connect", connect,
             "--port", str(port), "--server-ns", server, "--ctl", ctl,
-            "--limit", str(vm.scaled(30))]
+            "--limit", str(vm.scaled(LIMIT_S))]
     with vm.spawn(argv, ns=client, ready=r'^\{"ready"', ready_timeout=vm.scaled(60)) as sp:
         line = next(ln for ln in sp.output().stdout.splitlines() if ln.startswith('{"ready"'))
         yield Held(vm, client, ctl, connect, port, json.loads(line))
