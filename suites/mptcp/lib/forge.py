@@ -83,6 +83,11 @@ def parse_seg(pkt: bytes) -> Seg | None:
                seq, ack, off_flags & 0x3F, window, max(0, total - ihl - doff))
 
 
+def fastclose_option(key: int) -> bytes:
+    """The value (after kind and length) of an MP_FASTCLOSE option carrying `key`."""
+    return bytes([MP_FASTCLOSE << 4, 0]) + key.to_bytes(8, "big")
+
+
 def _after(a: int, b: int) -> bool:
     """TCP's after(a, b) in 32-bit sequence space."""
     return 0 < ((a - b) & 0xFFFFFFFF) < 0x80000000
@@ -301,10 +306,9 @@ def fastclose(ctl: str, key: int, connect: str, port: int = 10000,
     for s in down:
         ack = s.end if _after(s.end, ack) else ack
     last = up[-1]
-    opt = bytes([MP_FASTCLOSE << 4, 0]) + key.to_bytes(8, "big")
     pkt = IP(src=last.src, dst=last.dst) / TCP(
         sport=last.sport, dport=last.dport, flags="A", seq=seq, ack=ack, window=last.window,
-        options=[(TCPOPT_MPTCP, opt)])
+        options=[(TCPOPT_MPTCP, fastclose_option(key))])
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
         raw.sendto(bytes(pkt), (last.dst, 0))
     return {"src": last.src, "dst": last.dst, "sport": last.sport, "dport": last.dport,
