@@ -78,6 +78,7 @@ def mptcp(m: Mutant | None, jobs: int = 0, ksrc: Path | None = None) -> Built:
     stamp = out / "knit-mutant.json"
     want = {"mutant": m.id if m else None, "digest": m.digest if m else None}
     with kernels.locked(out.parent / ".build.lock"):
+        _selftests_source(out, src, work)
         s = json.loads(stamp.read_text()) if stamp.exists() else {}
         if s.get("want") == want:
             return Built([], s["seconds"], True, str(out), kernel=f"path:{out}")
@@ -94,6 +95,19 @@ def mptcp(m: Mutant | None, jobs: int = 0, ksrc: Path | None = None) -> Built:
         seconds = round(time.monotonic() - t0, 1)
         stamp.write_text(json.dumps({"want": want, "seconds": seconds}) + "\n")
     return Built([], seconds, False, str(out), kernel=f"path:{out}")
+
+
+def _selftests_source(out: Path, src: Path, work: Path) -> None:
+    """build.json beside the O= tree, as `knit kernels build` writes it: the upstream
+    selftests of a kernel built there come from its source package (knit.selftests), which
+    the mutants never touch."""
+    meta, complete = out.parent / "build.json", src.parent / "complete"
+    if not complete.exists():   # not a tree knit extracted (a test's): nothing to name
+        return
+    revision = complete.read_text().strip()
+    if not meta.exists() or json.loads(meta.read_text()).get("revision") != revision:
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps({"revision": revision, "tree": str(work)}) + "\n")
 
 
 def build(m: Mutant | None, suite: str, variant: str, k: Kernel, jobs: int = 0) -> Built:

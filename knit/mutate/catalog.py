@@ -8,6 +8,11 @@ variant of a source file per file.
     pattern     = "exact source text"     (must occur exactly once in the target)
     replacement = "what it becomes"
     equivalent  = "why no test can see it"  (optional: a survivor judged equivalent)
+    upstream    = ["mptcp_join-fastclose", "pm_netlink"]
+                  (mptcp only, optional: the upstream net/mptcp selftest items that
+                   exercise the code the mutant breaks: an mptcp_join group as
+                   mptcp_join-<group>, or a script's stem; each mutant is judged by
+                   them too, apart from knit's own suite)
 
 The id is the file's stem. Loading validates every field; `apply_text` checks the
 pattern against the real source at the moment it is applied.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +33,9 @@ from knit.paths import ROOT
 CATALOGUE = ROOT / "kernels" / "mutants"
 SUITES = ("toa", "tipc", "mptcp")
 REQUIRED = ("suite", "target", "description", "pattern", "replacement")
-OPTIONAL = ("equivalent",)
+OPTIONAL = ("equivalent", "upstream")
+# An upstream item: a group of mptcp_join.sh, or another script of net/mptcp by its stem.
+UPSTREAM_ITEM = re.compile(r"^(mptcp_join-(?P<group>\w+)|(?!mptcp_join)[a-z0-9_]+)$")
 # Which source tree a target lives in: the TOA's own sources, or the kernel's.
 TARGET_ROOTS = {"toa": ("kmod/toa/", "bpf/toa/"), "tipc": ("net/tipc/",),
                 "mptcp": ("net/mptcp/",)}
@@ -46,6 +54,7 @@ class Mutant:
     pattern: str
     replacement: str
     equivalent: str = ""
+    upstream: tuple[str, ...] = ()
     file: str = ""
 
     @property
@@ -62,7 +71,30 @@ class Mutant:
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "variant": self.variant, "digest": self.digest}
+        return {**asdict(self), "upstream": list(self.upstream), "variant": self.variant,
+                "digest": self.digest}
+
+
+def _upstream(path: Path, suite: str, value: object) -> tuple[str, ...]:
+    """The `upstream` list, checked: mptcp only, known mptcp_join groups or script stems."""
+    from knit.selftests import MPTCP_JOIN_GROUPS
+
+    if value is None:
+        return ()
+    if suite != "mptcp":
+        raise CatalogueError(f"{path}: upstream selftests are for mptcp mutants only: "
+                             "remove the upstream key")
+    if not isinstance(value, list) or not value or \
+            not all(isinstance(v, str) for v in value):
+        raise CatalogueError(f"{path}: upstream must be a non-empty list of strings such as "
+                             '["mptcp_join-fastclose", "pm_netlink"]')
+    for item in value:
+        m = UPSTREAM_ITEM.match(item)
+        if m is None or (m["group"] and m["group"] not in MPTCP_JOIN_GROUPS.values()):
+            raise CatalogueError(f"{path}: upstream item {item!r} is neither mptcp_join-<group> "
+                                 f"({', '.join(sorted(MPTCP_JOIN_GROUPS.values()))}) nor a "
+                                 "script stem such as pm_netlink")
+    return tuple(dict.fromkeys(value))
 
 
 def parse(path: Path) -> Mutant:
@@ -92,7 +124,8 @@ def parse(path: Path) -> Mutant:
     if "\n" in data["description"].strip():
         raise CatalogueError(f"{path}: the description must be one line")
     return Mutant(id=path.stem, file=str(path), **{k: data[k] for k in REQUIRED},
-                  equivalent=data.get("equivalent", ""))
+                  equivalent=data.get("equivalent", ""),
+                  upstream=_upstream(path, suite, data.get("upstream")))
 
 
 def load(root: Path = CATALOGUE, suite: str | None = None) -> list[Mutant]:

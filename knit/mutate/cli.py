@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "kernel build per mutant)")
     p.add_argument("--workers", type=int, default=1, help="pytest -n for each run "
                    "(default 1)")
+    p.add_argument("--no-upstream", dest="upstream", action="store_false", help="MPTCP: "
+                   "leave out the upstream selftest items each mutant's entry names (by "
+                   "default each mutant is judged by them too, apart from knit's suite)")
     p.add_argument("--jobs", type=int, default=0, help="make -j for MPTCP kernel builds")
     p.add_argument("--retries", type=int, default=1, help="--flake-retries of each run: a "
                    "kill must repeat in a fresh VM (default 1; 0 trusts one failure)")
@@ -57,6 +60,8 @@ def _listing(mutants: list[catalog.Mutant], as_json: bool) -> None:
     print(f"{'SUITE':<6} {'VARIANT':<7} {'ID':<44} TARGET / BUG")
     for m in mutants:
         print(f"{m.suite:<6} {m.variant:<7} {m.id:<44} {m.target}\n{'':<59}{m.description}")
+        if m.upstream:
+            print(f"{'':<59}upstream: {', '.join(m.upstream)}")
     print(f"{len(mutants)} mutants")
 
 
@@ -85,12 +90,19 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     s = engine.mutate(args.suite, args.kernel or kernels.default_kernel(), Path(args.out),
                       log, limit=args.limit, ids=args.mutant, nightly=args.nightly,
                       workers=args.workers, jobs=args.jobs, full=args.full,
-                      tests=tests or None, timeout=args.timeout, retries=args.retries)
+                      tests=tests or None, timeout=args.timeout, retries=args.retries,
+                      upstream=args.upstream)
     if args.json:
         print(json.dumps(s))
     else:
         for suite, c in s["by_suite"].items():
             print(f"mutate: {suite}: {c['killed']} killed, {c['survived']} survived, "
                   f"{c['invalid']} invalid, kill rate {c['kill_rate']}")
+            for who in ("knit", "upstream"):
+                if who in c:
+                    w = c[who]
+                    print(f"mutate: {suite} by {who} alone: {w['killed']} killed, "
+                          f"{w['survived']} survived, {w['invalid']} invalid, kill rate "
+                          f"{w['kill_rate']}")
         print(f"mutate: kill matrix {s['matrix']}, page {s['report']}")
     return 0

@@ -6,6 +6,11 @@ control. Tests that do not pass there are deselected for the mutants, so only a 
 tells the base from the mutant can kill it. Verdicts are stored after every mutant and
 keyed by mutant, base tree and selection (store.py): a re-run skips what it already knows,
 except survivors (and the base) when the suite's test code changed since.
+
+MPTCP mutants are judged twice: by knit's suite, and by the upstream net/mptcp selftest
+items their catalogue entry names (mptcp_join groups, pm_netlink...), each against its
+own positive control (the union of those items on the unmutated kernel). A mutant is
+killed when either kills it; the summary keeps both verdicts, so the two can be compared.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ def _selection(suite: str, variant: str, kernel: str, tests: list[str] | None,
 
 
 def tests_hash(suite: str) -> str:
-    """The suite's test code: a survivor (and the base) is judged again after it changed,
-    so a sharpened test gets its chance; a kill stands."""
+    """The suite's test code (suites/<suite>, or suites/upstream): a survivor (and the
+    base) is judged again after it changed, so a sharpened test gets its chance; a kill
+    stands."""
     return kbuild.source_hash(ROOT / "suites" / suite)[:12]
 
 
@@ -55,7 +61,7 @@ def _base_hash(suite: str, variant: str, mutants: list[Mutant]) -> str:
 class Engine:
     def __init__(self, kernel: str, out: Path, log: Log, workers: int = 1, jobs: int = 0,
                  full: bool = False, tests: list[str] | None = None,
-                 timeout: float = 3600, retries: int = 1) -> None:
+                 timeout: float = 3600, retries: int = 1, upstream: bool = True) -> None:
         self.kernel_name = kernel
         self.out = out
         self.log = log
@@ -67,6 +73,7 @@ class Engine:
         # A kill must repeat: a test that fails once and passes in a fresh VM is flaky,
         # which counts as passed (verdict.py).
         self.retries = retries
+        self.upstream = upstream   # MPTCP: also judge by the catalogue's upstream items
         self.store = store.Store(out / "mutate" / "store.json")
         self._kernel: kernels.Kernel | None = None
 
@@ -77,10 +84,10 @@ class Engine:
         return self._kernel
 
     def _run(self, ident: str, m: Mutant | None, suite: str, variant: str,
-             args: list[str], deselect: list[str]) -> dict:
+             args: list[str], deselect: list[str], tests_of: str | None = None) -> dict:
         """Build, then test; the entry that goes into the store."""
         entry: dict = {"id": ident, "suite": suite, "variant": variant,
-                       "kernel": self.kernel_name, "tests_hash": tests_hash(suite),
+                       "kernel": self.kernel_name, "tests_hash": tests_hash(tests_of or suite),
                        "started": time.time(), "load_before": load()}
         if m is not None:
             entry.update(description=m.description, target=m.target, digest=m.digest,
@@ -156,6 +163,81 @@ class Engine:
                  f"(build {e['build_s']}s, run {e.get('run_s')}s){_reason(e)}")
         return e, True
 
+    def _upstream_key(self, ident: str, digest: str, items: list[str],
+                      mutants: list[Mutant]) -> str:
+        args = run.upstream_selection(items)
+        sel = store.selection_key(self.kernel_name, [*args, f"retries={self.retries}",
+                                                     "full" if self.full else "first-kill"])
+        return store.key(ident, digest, _base_hash("mptcp", "kernel", mutants), sel)
+
+    def upstream_base(self, mutants: list[Mutant]) -> dict | None:
+        """The upstream items of `mutants` on the unmutated kernel: their positive control.
+        None when no mutant names any."""
+        items = sorted({i for m in mutants for i in m.upstream})
+        if not items:
+            return None
+        ident = "base-mptcp-upstream"
+        k = self._upstream_key(ident, "-", items, mutants)
+        hit = self.store.get(k)
+        if hit is not None and hit.get("tests_hash") == tests_hash("upstream"):
+            self.log(f"mutate: {ident}: known from an earlier run "
+                     f"({len(verdict.passing(_records(hit)))} of {len(items)} items pass)")
+            return hit
+        self.log(f"mutate: {ident}: running {', '.join(items)} on the unmutated kernel "
+                 f"(positive control); load {load()}")
+        e = self._run(ident, None, "mptcp", "kernel", run.upstream_selection(items), [],
+                      tests_of="upstream")
+        e.update(verdict="control", items=items)
+        self.store.put(k, e)
+        self.log(f"mutate: {ident}: {len(verdict.passing(_records(e)))} passed of "
+                 f"{len(e['cells'])} in {e['run_s']}s; load {e['load_after']}")
+        return e
+
+    def upstream_mutant(self, m: Mutant, base: dict, i: int, n: int) -> tuple[dict, bool]:
+        """(entry, ran): the verdict of `m`'s upstream items on it, judged by those that
+        passed on the unmutated kernel."""
+        items = list(m.upstream)
+        k = self._upstream_key(f"{m.id}+upstream", m.digest, items, [m])
+        hit = self.store.get(k)
+        if hit is not None and (hit["verdict"] != verdict.SURVIVED
+                                or hit.get("tests_hash") == tests_hash("upstream")):
+            self.log(f"mutate: [{i}/{n}] {m.id}: upstream {hit['verdict']} (earlier run)")
+            return hit, False
+        passing = set(verdict.passing(_records(base)))
+        mine = [node for node in base.get("cells", {})
+                if any(f"[{it}-" in node for it in items)]
+        if not set(mine) & passing:
+            e = {"id": f"{m.id}+upstream", "verdict": verdict.INVALID, "items": items,
+                 "killers": [], "cells": {}, "run_s": None, "finished": time.time(),
+                 "reason": f"none of {', '.join(items)} passed on the unmutated kernel"}
+            self.log(f"mutate: [{i}/{n}] {m.id}: upstream INVALID: {e['reason']}")
+            return e, False
+        self.log(f"mutate: [{i}/{n}] {m.id}: upstream {', '.join(items)}; load {load()}")
+        e = self._run(f"{m.id}+upstream", m, "mptcp", "kernel", run.upstream_selection(items),
+                      sorted(set(mine) - passing), tests_of="upstream")
+        e["items"] = items
+        self.store.put(k, e)
+        by = f" by {e['killers'][0]}" if e["killers"] else ""
+        self.log(f"mutate: [{i}/{n}] {m.id}: upstream {e['verdict'].upper()}{by} "
+                 f"(run {e.get('run_s')}s){_reason(e)}")
+        return e, True
+
+
+def combine(knit: dict, up: dict | None) -> dict:
+    """One mutant's entry for the report: knit's verdict and the upstream one side by side
+    (`knit_verdict`, `upstream`), and killed when either killed it. A mutant knit could
+    not run (invalid) stays invalid."""
+    if up is None:
+        return knit
+    e = {**knit, "knit_verdict": knit["verdict"],
+         "upstream": {k: up.get(k) for k in ("verdict", "items", "killers", "run_s",
+                                             "reason", "log")},
+         "cells": {**knit.get("cells", {}), **up.get("cells", {})},
+         "killers": [*knit.get("killers", []), *up.get("killers", [])]}
+    if knit["verdict"] != verdict.INVALID and up["verdict"] == verdict.KILLED:
+        e["verdict"] = verdict.KILLED
+    return e
+
 
 def _records(entry: dict) -> list[dict]:
     return [{"nodeid": n, "outcome": o} for n, o in entry.get("cells", {}).items()]
@@ -188,15 +270,20 @@ def mutate(suite: str | None, kernel: str, out: Path, log: Log, limit: int | Non
         groups.setdefault((m.suite, m.variant), []).append(m)
     ran, i, t0 = 0, 0, time.monotonic()
     for (s, variant), ms in groups.items():
-        base = None
+        base = up_base = None
         for m in ms:
             i += 1
             if limit is not None and ran >= limit:
                 continue
             base = base or eng.base(s, variant, ms)
             e, did = eng.mutant(m, base, i, len(mutants))
+            u = None
+            if eng.upstream and m.upstream and e["verdict"] != verdict.INVALID:
+                up_base = up_base or eng.upstream_base(ms)
+                u, up_did = eng.upstream_mutant(m, up_base, i, len(mutants))
+                did = did or up_did
             ran += did
-            entries.append(e)
+            entries.append(combine(e, u))
     bases = [e for e in eng.store.latest().values() if e["id"].startswith("base-")]
     paths = report.write(entries, bases, out)
     summary = report.summary(entries)

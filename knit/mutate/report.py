@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from knit.mutate import verdict
-from knit.mutate.run import UPSTREAM
 
 COLOURS = {"passed": "#2e7d32", "flaky": "#f9a825", "failed": "#c62828", "error": "#6a1b9a",
            "skipped": "#9e9e9e", "xfailed": "#78909c", "xpassed": "#ef6c00",
@@ -19,17 +18,24 @@ VERDICT_COLOURS = {verdict.KILLED: "#2e7d32", verdict.SURVIVED: "#c62828",
                    verdict.INVALID: "#9e9e9e"}
 
 
+def _count(verdicts: list[str]) -> dict:
+    c = {v: verdicts.count(v) for v in (verdict.KILLED, verdict.SURVIVED, verdict.INVALID)}
+    judged = c[verdict.KILLED] + c[verdict.SURVIVED]
+    c["kill_rate"] = round(c[verdict.KILLED] / judged, 3) if judged else None
+    return c
+
+
 def summary(entries: list[dict]) -> dict:
     """Counts over all mutants and per suite; kill rate = killed / (killed + survived),
-    invalid mutants excluded. For MPTCP also how many the upstream selftests killed."""
+    invalid mutants excluded. For MPTCP also each judge apart: `knit` (the suite alone)
+    and `upstream` (the catalogue's upstream selftest items alone)."""
     def count(es: list[dict]) -> dict:
-        c = {v: sum(e["verdict"] == v for e in es) for v in
-             (verdict.KILLED, verdict.SURVIVED, verdict.INVALID)}
-        judged = c[verdict.KILLED] + c[verdict.SURVIVED]
-        c["kill_rate"] = round(c[verdict.KILLED] / judged, 3) if judged else None
-        up = [e for e in es if any(k.startswith(UPSTREAM) for k in e.get("killers", []))]
+        c = _count([e["verdict"] for e in es])
         if any(e["suite"] == "mptcp" for e in es):
-            c["killed_by_upstream"] = len(up)
+            ups = [e["upstream"] for e in es if e.get("upstream")]
+            c["knit"] = _count([e.get("knit_verdict", e["verdict"]) for e in es])
+            c["upstream"] = _count([u["verdict"] for u in ups])
+            c["killed_by_upstream"] = c["upstream"][verdict.KILLED]
         return c
 
     suites = sorted({e["suite"] for e in entries})
@@ -38,7 +44,12 @@ def summary(entries: list[dict]) -> dict:
     out["mutants"] = [{"id": e["id"], "suite": e["suite"], "verdict": e["verdict"],
                        "killed_by": e.get("killers", [])[:1], "build_s": e.get("build_s"),
                        "run_s": e.get("run_s"), "reason": e.get("reason"),
-                       "equivalent": e.get("equivalent") or None} for e in entries]
+                       "equivalent": e.get("equivalent") or None,
+                       **({"knit_verdict": e["knit_verdict"],
+                           "upstream": {k: e["upstream"].get(k) for k in
+                                        ("verdict", "items", "run_s", "reason")},
+                           "upstream_killed_by": e["upstream"].get("killers", [])[:1]}
+                          if e.get("upstream") else {})} for e in entries]
     return out
 
 
@@ -66,6 +77,9 @@ def html_page(entries: list[dict], bases: list[dict]) -> str:
         colour = VERDICT_COLOURS.get(e["verdict"], "#fff")
         tip = html.escape(e.get("description", ""))
         extra = e.get("reason") or e.get("equivalent") or ""
+        if e.get("upstream"):
+            extra = (f"knit {e['knit_verdict']}, upstream {e['upstream']['verdict']}"
+                     + (f" · {extra}" if extra else ""))
         head = (f"<th class=m title='{tip}'>{html.escape(e['id'])}<br><small>"
                 f"{html.escape(e.get('target', ''))} · build {e.get('build_s')}s · run "
                 f"{e.get('run_s')}s{' · ' + html.escape(extra) if extra else ''}</small></th>"
@@ -73,8 +87,9 @@ def html_page(entries: list[dict], bases: list[dict]) -> str:
         rows.append(f"<tr>{head}{''.join(_cell(e['cells'].get(t)) for t in tests)}</tr>")
     cols = "".join(f"<th class=t><div>{html.escape(t.split('::')[-1])}</div></th>"
                    for t in tests)
-    per = "".join(f"<li>{html.escape(k)}: {v['killed']} killed, {v['survived']} survived, "
-                  f"{v['invalid']} invalid, kill rate {v['kill_rate']}</li>"
+    per = "".join(f"<li>{html.escape(k)}: {_counts(v)}"
+                  + "".join(f"; {who} alone: {_counts(v[who])}" for who in ("knit", "upstream")
+                            if who in v) + "</li>"
                   for k, v in s["by_suite"].items())
     ctl = "".join(f"<li>{html.escape(b['id'])}: {len(verdict.passing(_recs(b)))} of "
                   f"{len(b.get('cells', {}))} tests pass unmutated (build {b.get('build_s')}s, "
@@ -89,6 +104,11 @@ invalid; kill rate {s['kill_rate']} (killed / judged). A cell is the test's outc
 mutant: KILL where it failed.</p><ul>{per}</ul><h2>Positive controls (unmutated)</h2>
 <ul>{ctl}</ul><table><tr><th>mutant</th><th>verdict</th>{cols}</tr>{''.join(rows)}</table>
 """
+
+
+def _counts(c: dict) -> str:
+    return (f"{c['killed']} killed, {c['survived']} survived, {c['invalid']} invalid, "
+            f"kill rate {c['kill_rate']}")
 
 
 def _recs(e: dict) -> list[dict]:

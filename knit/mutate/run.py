@@ -15,15 +15,21 @@ from knit.paths import ROOT
 
 # Per suite: what a mutant is judged by when the user names no selection. Two-VM cases
 # are left out (a second guest per mutant doubles the boot cost on a 2-core host), and
-# the slow ones (no --nightly) except for MPTCP, whose upstream mptcp_join groups are
-# nightly items and part of its judgement.
+# the slow ones (no --nightly). MPTCP mutants are judged apart by the upstream selftest
+# items their catalogue entry names (upstream_selection).
 UPSTREAM = "suites/upstream/test_mptcp_selftests.py"
 DEFAULT_SELECTION = {
     "toa": ["suites/toa", "-m", "not multi_vm"],
     "tipc": ["suites/tipc", "-m", "not multi_vm"],
-    "mptcp": ["suites/mptcp", UPSTREAM, "--nightly", "-m", "not multi_vm and not slow",
-              "-k", "not test_mptcp_selftests or mptcp_join"],
+    "mptcp": ["suites/mptcp", "-m", "not multi_vm and not slow"],
 }
+
+
+def upstream_selection(items: list[str]) -> list[str]:
+    """pytest arguments for these upstream items (mptcp_join-<group>, script stems).
+    Item ids end in -<kernel>, so "<item>-" names one item exactly: mptcp_join-add- is
+    not mptcp_join-add_addr_ports, mptcp_connect- not mptcp_connect_checksum."""
+    return [UPSTREAM, "--nightly", "-k", " or ".join(f"{i}-" for i in sorted(items))]
 
 
 @dataclass(frozen=True)

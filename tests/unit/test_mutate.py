@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from knit import cli
-from knit.mutate import catalog, engine, report, store, tree, verdict
+from knit.mutate import build, catalog, engine, report, run, store, tree, verdict
 from knit.mutate.catalog import CatalogueError, Mutant
 from knit.paths import ROOT
 
@@ -258,3 +258,108 @@ def test_a_survivor_is_judged_again_once_its_suite_changed(tmp_path: Path) -> No
     again, ran = eng.mutant(ms["toa-kmod-ipv4-host-order"], {"cells": {}}, 2, 2)
     assert (again["verdict"], ran) == ("invalid", True)
     assert "no-such-kernel" in again["reason"]
+
+
+# -- MPTCP: the upstream selftest items each mutant names -------------------------------
+
+MPTCP_GOOD = dict(suite="mptcp", target="net/mptcp/pm.c", description="d", pattern="a",
+                  replacement="b")
+
+
+def test_every_mptcp_mutant_names_the_upstream_items_that_match_it() -> None:
+    from knit.selftests import MPTCP_JOIN_GROUPS
+
+    ms = catalog.load(suite="mptcp")
+    assert all(m.upstream for m in ms), [m.id for m in ms if not m.upstream]
+    groups = {i.removeprefix("mptcp_join-") for m in ms for i in m.upstream}
+    assert groups - {"pm_netlink", "mptcp_connect"} <= set(MPTCP_JOIN_GROUPS.values())
+    assert catalog.load(suite="mptcp")[0].to_dict()["upstream"] == list(ms[0].upstream)
+
+
+@pytest.mark.parametrize("suite, upstream, message", [
+    ("toa", ["mptcp_join-add"], "for mptcp mutants only"),
+    ("mptcp", "mptcp_join-add", "non-empty list of strings"),
+    ("mptcp", [], "non-empty list of strings"),
+    ("mptcp", ["mptcp_join-nosuchgroup"], "neither mptcp_join-<group>"),
+    ("mptcp", ["mptcp_join.sh"], "neither mptcp_join-<group>"),
+])
+def test_a_wrong_upstream_list_is_refused(tmp_path: Path, suite: str, upstream: object,
+                                          message: str) -> None:
+    fields = {**(GOOD if suite == "toa" else MPTCP_GOOD), "upstream": upstream}
+    write(tmp_path, suite, "bad", fields)
+    with pytest.raises(CatalogueError, match=message.replace("(", r"\(")):
+        catalog.load(tmp_path)
+
+
+def test_upstream_items_are_selected_exactly(tmp_path: Path) -> None:
+    """-k "<item>-": mptcp_join-add is not mptcp_join-add_addr_ports (ids end -<kernel>)."""
+    write(tmp_path, "mptcp", "ok", {**MPTCP_GOOD, "upstream": ["mptcp_join-add", "pm_netlink"]})
+    [m] = catalog.load(tmp_path)
+    args = run.upstream_selection(list(m.upstream))
+    assert args[:2] == [run.UPSTREAM, "--nightly"]
+    expr = args[args.index("-k") + 1]
+    assert expr == "mptcp_join-add- or pm_netlink-"
+    ids = ["mptcp_join-add-debian-6.12", "mptcp_join-add_addr_ports-debian-6.12",
+           "pm_netlink-path:/o", "mptcp_connect-debian-6.12"]
+    words = expr.split(" or ")
+    assert [i for i in ids if any(w in i for w in words)] == ids[::2]
+
+
+UP = "suites/upstream/test_mptcp_selftests.py::test_selftest"
+
+
+@pytest.mark.parametrize("knit_v, up_v, want", [
+    ("survived", "killed", "killed"),
+    ("killed", "survived", "killed"),
+    ("survived", "survived", "survived"),
+    ("survived", "invalid", "survived"),
+    ("invalid", "killed", "invalid"),
+])
+def test_either_judge_kills_and_both_verdicts_are_kept(knit_v: str, up_v: str,
+                                                       want: str) -> None:
+    knit = {"id": "m", "suite": "mptcp", "verdict": knit_v, "cells": {"k::a": "passed"},
+            "killers": []}
+    up = {"verdict": up_v, "items": ["pm_netlink"], "cells": {f"{UP}[pm_netlink-x]": "failed"},
+          "killers": [f"{UP}[pm_netlink-x]"] if up_v == "killed" else []}
+    e = engine.combine(knit, up)
+    assert (e["verdict"], e["knit_verdict"], e["upstream"]["verdict"]) == (want, knit_v, up_v)
+    assert set(e["cells"]) == {"k::a", f"{UP}[pm_netlink-x]"}
+    assert engine.combine(knit, None) is knit
+
+
+def test_the_summary_counts_knit_and_upstream_apart() -> None:
+    def e(ident: str, knit_v: str, up_v: str) -> dict:
+        return engine.combine({"id": ident, "suite": "mptcp", "verdict": knit_v,
+                               "cells": {}, "killers": []},
+                              {"verdict": up_v, "items": ["pm_netlink"], "cells": {},
+                               "killers": []})
+    s = report.summary([e("a", "killed", "survived"), e("b", "survived", "killed"),
+                        e("c", "survived", "survived")])
+    mp = s["by_suite"]["mptcp"]
+    assert (mp["killed"], mp["survived"], mp["kill_rate"]) == (2, 1, 0.667)
+    assert (mp["knit"]["killed"], mp["upstream"]["killed"], mp["killed_by_upstream"]) == (1, 1, 1)
+    assert s["mutants"][1]["upstream"]["verdict"] == "killed"
+
+
+def test_an_upstream_judgement_needs_an_item_that_passed_on_the_base(tmp_path: Path) -> None:
+    """No upstream item passed unmutated: the upstream verdict is invalid, without a build
+    (the kernel is not even resolvable here)."""
+    [m] = [m for m in catalog.load(suite="mptcp") if m.id == "mptcp-limit-max-off-by-one"]
+    eng = engine.Engine("no-such-kernel", tmp_path, log=lambda s: None)
+    base = {"cells": {f"{UP}[pm_netlink-no-such-kernel]": "failed",
+                      f"{UP}[mptcp_join-fastclose-no-such-kernel]": "passed"}}
+    e, ran = eng.upstream_mutant(m, base, 1, 1)
+    assert (e["verdict"], ran) == ("invalid", False)
+    assert "none of pm_netlink passed" in e["reason"]
+
+
+def test_an_mptcp_build_tree_names_its_source_for_the_selftests(tmp_path: Path) -> None:
+    """knit.selftests.fetch reads build.json beside a built tree: the mutants' O= tree
+    names the source package it was built from."""
+    src = tmp_path / "ksrc" / "6.12.118-1" / "src"
+    src.mkdir(parents=True)
+    (src.parent / "complete").write_text("linux-source-6.12=6.12.118-1\n")
+    out = tmp_path / "kbuild" / "out"
+    build._selftests_source(out, src, tmp_path / "work")
+    assert json.loads((out.parent / "build.json").read_text())["revision"] == \
+        "linux-source-6.12=6.12.118-1"
