@@ -275,11 +275,14 @@ def mutate(suite: str | None, kernel: str, out: Path, log: Log, limit: int | Non
             i += 1
             if limit is not None and ran >= limit:
                 continue
-            base = base or eng.base(s, variant, ms)
+            if base is None:
+                base = eng.base(s, variant, ms)
+                # Both controls on the base build, before the tree holds a mutant: one
+                # kernel build per mutant then serves both of its runs.
+                up_base = eng.upstream_base(ms) if eng.upstream else None
             e, did = eng.mutant(m, base, i, len(mutants))
             u = None
-            if eng.upstream and m.upstream and e["verdict"] != verdict.INVALID:
-                up_base = up_base or eng.upstream_base(ms)
+            if up_base is not None and m.upstream and e["verdict"] != verdict.INVALID:
                 u, up_did = eng.upstream_mutant(m, up_base, i, len(mutants))
                 did = did or up_did
             ran += did
