@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # Run by hand from anywhere: the checkout first on the path.
@@ -28,12 +29,14 @@ DATA = Path(__file__).resolve().parent
 NODES = ["tipc1", "tipc2", "tipc3"]
 
 
-def main(kname: str) -> None:
+def main(kname: str, capture: Callable | None = None) -> None:
+    """Boot one VM of `kname` and run `capture(vm)` in it (default: this file's);
+    tipc_probe_capture.py reuses it."""
     art = Path("/tmp/knit-tipc-capture")
     art.mkdir(exist_ok=True)
     pool = VMPool(workdir=art / kname, rwdirs=(art, kernels.cache_dir()))
     try:
-        capture(pool.get(kname))
+        (capture or globals()["capture"])(pool.get(kname))
     finally:
         pool.close()
 

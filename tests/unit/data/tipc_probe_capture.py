@@ -19,23 +19,10 @@ from pathlib import Path
 # Run by hand from anywhere: the checkout first on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from knit import kernels  # noqa: E402
-from knit.pool import VMPool  # noqa: E402
+from tipc_capture import DATA, NODES, main  # noqa: E402  (this folder: sys.path[0])
+
 from suites.tipc.lib.net import Tipc, link, three_on_bridge  # noqa: E402
 from suites.tipc.lib.parsers import node_hash  # noqa: E402
-
-DATA = Path(__file__).resolve().parent
-NODES = ["tipc1", "tipc2", "tipc3"]
-
-
-def main(kname: str) -> None:
-    art = Path("/tmp/knit-tipc-capture")
-    art.mkdir(exist_ok=True)
-    pool = VMPool(workdir=art / kname, rwdirs=(art, kernels.cache_dir()))
-    try:
-        capture(pool.get(kname))
-    finally:
-        pool.close()
 
 
 def capture(vm) -> None:
@@ -80,4 +67,4 @@ def capture(vm) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "debian-6.12")
+    main(sys.argv[1] if len(sys.argv) > 1 else "debian-6.12", capture)
