@@ -11,6 +11,7 @@ import re
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -95,6 +96,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "multi_vm: uses a second VM (the `peer` fixture, kernel from --peer-kernel)",
     ):
         config.addinivalue_line("markers", line)
+    if not hasattr(config, "workerinput"):
+        # One id per session, inherited by its xdist workers: boots.jsonl is shared by
+        # every session on these artifacts (a concurrent or nested one too).
+        os.environ["KNIT_SESSION"] = uuid.uuid4().hex[:12]
     cap_workers(config)
 
 
@@ -186,7 +191,8 @@ def knit_pool(request: pytest.FixtureRequest) -> Iterator[VMPool]:
     pool = VMPool(workdir=art / "vms" / worker, rwdirs=(art,), rodirs=(kernels.cache_dir(),),
                   accel_name=cfg.getoption("accel"), cpus=cfg.getoption("vm_cpus"),
                   memory=cfg.getoption("vm_memory"), gdb=cfg.getoption("gdb"),
-                  boot_log=art / "boots.jsonl", wired=wired)
+                  boot_log=art / "boots.jsonl", wired=wired,
+                  session=os.environ.get("KNIT_SESSION"))
     yield pool
     pool.close()
     if pool.final_faults:

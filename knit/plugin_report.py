@@ -278,7 +278,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _boots(cfg: pytest.Config) -> dict[str, dict]:
     return results.boot_summary(artifacts_root(cfg) / "boots.jsonl",
-                                cfg.stash[COLLECTOR].started)
+                                cfg.stash[COLLECTOR].started, os.environ.get("KNIT_SESSION"))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -57,7 +57,7 @@ class VMPool:
     def __init__(self, workdir: Path, rwdirs: tuple[Path, ...], accel_name: str | None = None,
                  cpus: int = 2, memory: str = "1G", gdb: bool = False,
                  boot_log: Path | None = None, rodirs: tuple[Path, ...] = (),
-                 wired: bool = False) -> None:
+                 wired: bool = False, session: str | None = None) -> None:
         self.workdir = workdir
         # Wired: every VM gets the NICs of a pair's VM a, so a test's own VM is also the
         # first half of its pair and only the peer boots for a multi_vm test.
@@ -67,6 +67,7 @@ class VMPool:
         self.rodirs = rodirs
         self.userspaces: dict[str, rootfs.Userspace] = {}
         self.boot_log = boot_log  # one JSON line per boot, shared by the xdist workers
+        self.session = session    # written on each line: whose boot it was
         self.rwdirs = rwdirs
         self.accel_name = accel_name
         self.cpus, self.memory, self.gdb = cpus, memory, gdb
@@ -150,7 +151,8 @@ class VMPool:
                 entry = {"kernel": kernel, "userspace": userspace,
                          "boot_s": round(vm.boot_s or 0, 2),
                          "accel": vm.cfg.accel, "when": time.time(),
-                         **({"role": "peer"} if name.startswith("peer-of-") else {})}
+                         **({"role": "peer"} if name.startswith("peer-of-") else {}),
+                         **({"session": self.session} if self.session else {})}
                 with self.boot_log.open("a") as f:  # one short append: whole lines
                     f.write(json.dumps(entry) + "\n")
             self.vms[name] = vm

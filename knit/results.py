@@ -56,13 +56,16 @@ def write_results(path: Path, records: list[Record], meta: dict) -> None:
     tmp.replace(path)
 
 
-def boot_summary(path: Path, since: float) -> dict[str, dict]:
-    """Per kernel: how many VMs booted after `since` (this session) and their boot-to-ready
-    seconds, from the pool's boots.jsonl."""
+def boot_summary(path: Path, since: float, session: str | None = None) -> dict[str, dict]:
+    """Per kernel: how many VMs this session booted and their boot-to-ready seconds, from
+    the pool's boots.jsonl: the lines of `session` where they name one (another session
+    may share the file at the same time), else those after `since`."""
     times: dict[str, list[float]] = defaultdict(list)
     lines = path.read_text().splitlines() if path.exists() else []
     for b in (json.loads(ln) for ln in lines if ln.strip()):
-        if b.get("when", 0) >= since:
+        mine = b["session"] == session if session and "session" in b else \
+            b.get("when", 0) >= since
+        if mine:
             us = f", {b['userspace']}" if b.get("userspace") else ""
             times[f"{b['kernel']} ({b['accel']}{us})"].append(b["boot_s"])
     return {k: {"boots": len(v), "median_s": round(statistics.median(v), 1),

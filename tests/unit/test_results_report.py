@@ -105,6 +105,19 @@ def test_boot_summary_counts_this_sessions_boots_per_kernel(tmp_path):
     assert results.boot_summary(tmp_path / "none.jsonl", since=0) == {}
 
 
+def test_boot_summary_leaves_out_a_concurrent_sessions_boots(tmp_path):
+    """Two sessions on one artifacts folder at the same time (seen: a debian-6.1 run
+    reported the other session's debian-6.12 boot): each counts its own lines."""
+    log = tmp_path / "boots.jsonl"
+    log.write_text("\n".join(json.dumps(b) for b in [
+        {"kernel": "debian-6.12", "accel": "tcg", "boot_s": 30.0, "when": 20.0, "session": "a"},
+        {"kernel": "debian-6.1", "accel": "tcg", "boot_s": 20.0, "when": 21.0, "session": "b"},
+        {"kernel": "debian-6.12", "accel": "tcg", "boot_s": 9.0, "when": 22.0}]) + "\n")
+    assert results.boot_summary(log, since=10.0, session="b") == {
+        "debian-6.1 (tcg)": {"boots": 1, "median_s": 20.0, "max_s": 20.0},
+        "debian-6.12 (tcg)": {"boots": 1, "median_s": 9.0, "max_s": 9.0}}  # untagged: by time
+
+
 FLAKY = rec("suites/mptcp/test_a.py::test_z[debian-6.12]", "debian-6.12", "flaky", attempts=2,
             message="AssertionError: first attempt fails")
 KNOWN = rec("suites/mptcp/test_a.py::test_k[debian-6.12]", "debian-6.12", "known",
