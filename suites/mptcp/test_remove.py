@@ -7,7 +7,7 @@ import pytest
 from suites.mptcp.lib import pm
 from suites.mptcp.lib.pm import ep
 from suites.mptcp.lib.session import client_eps
-from suites.mptcp.lib.wire import RemoveAddr
+from suites.mptcp.lib.wire import AddAddr, MpJoin, RemoveAddr
 
 pytestmark = pytest.mark.kconfig("CONFIG_MPTCP")
 
@@ -74,3 +74,24 @@ def test_endpoint_add_change_delete(vm, mp):
     assert [e["id"] for e in pm.endpoints(vm, "ns1")] == [8]
     vm.run(pm.flush_argv(), ns="ns1")
     assert pm.endpoints(vm, "ns1") == []
+
+
+def test_rm_addr_frees_the_accept_slot(mp):
+    # At add_addr_accepted=1 the client stops accepting; the RM_ADDR of the accepted
+    # address must reopen the slot, so the next announced address is joined.
+    mp.pair(paths=3)
+    mp.pm("ns2", subflows=2, endpoints=(ep("10.0.2.2", "signal", id=5),))
+    mp.pm("ns1", subflows=2, add_addr_accepted=1)
+    delete = {"at": 0.25, "ns": "ns2", "argv": pm.delete_argv(5)}
+    announce = {"at": 0.5, "ns": "ns2", "argv": pm.add_argv(ep("10.0.3.2", "signal", id=6))}
+    with mp.observe() as obs:
+        r = mp.transfer(size=1 << 20, rate=256 << 10, wait_subflows=1,
+                        actions=[delete, announce])
+    assert r.intact, r.summary()
+    assert [a["rc"] for a in r.actions] == [0, 0] and r.info_start["subflows"] == 1
+    assert [str(e.option.address) for e in obs.wire(AddAddr, echo=False)] \
+        == ["10.0.2.2", "10.0.3.2"]
+    assert [e.dst for e in obs.wire(MpJoin, variant="syn")] == ["10.0.2.2", "10.0.3.2"], \
+        obs.pm("ns1")
+    assert r.info_end["subflows"] == 1 and r.info_end["add_addr_accepted"] == 1, r.summary()
+    obs.check("ns1", AddAddr=2, RmAddr=1, MPJoinSynAckRx=2)
