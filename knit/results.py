@@ -63,8 +63,10 @@ def boot_summary(path: Path, since: float, session: str | None = None) -> dict[s
     times: dict[str, list[float]] = defaultdict(list)
     lines = path.read_text().splitlines() if path.exists() else []
     for b in (json.loads(ln) for ln in lines if ln.strip()):
-        mine = b["session"] == session if session and "session" in b else \
-            b.get("when", 0) >= since
+        if session and "session" in b:
+            mine = b["session"] == session
+        else:
+            mine = b.get("when", 0) >= since
         if mine:
             us = f", {b['userspace']}" if b.get("userspace") else ""
             times[f"{b['kernel']} ({b['accel']}{us})"].append(b["boot_s"])

@@ -23,20 +23,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from knit import kernels  # noqa: E402
 from knit.pool import VMPool  # noqa: E402
+from knit.vm import VM  # noqa: E402
 from suites.tipc.lib.net import Tipc, link, three_on_bridge  # noqa: E402
 
 DATA = Path(__file__).resolve().parent
 NODES = ["tipc1", "tipc2", "tipc3"]
 
 
-def main(kname: str, capture: Callable | None = None) -> None:
-    """Boot one VM of `kname` and run `capture(vm)` in it (default: this file's);
-    tipc_probe_capture.py reuses it."""
+def main(kname: str, capture: Callable[[VM], None]) -> None:
+    """Boot one VM of `kname` and run `capture(vm)` in it; tipc_probe_capture.py reuses it."""
     art = Path("/tmp/knit-tipc-capture")
     art.mkdir(exist_ok=True)
     pool = VMPool(workdir=art / kname, rwdirs=(art, kernels.cache_dir()))
     try:
-        (capture or globals()["capture"])(pool.get(kname))
+        capture(pool.get(kname))
     finally:
         pool.close()
 
@@ -122,4 +122,4 @@ def capture(vm) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "debian-6.12")
+    main(sys.argv[1] if len(sys.argv) > 1 else "debian-6.12", capture)
