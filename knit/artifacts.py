@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 from knit.errors import KnitError
@@ -18,6 +19,23 @@ NODE_COMMANDS = {
 
 def test_dir(root: Path, nodeid: str) -> Path:
     return root / re.sub(r"[^A-Za-z0-9_.\-\[\]]+", "_", nodeid).strip("_")
+
+
+def fresh_test_dir(root: Path, nodeid: str, failed_attempts: int = 0) -> Path:
+    """An empty folder for this attempt of the test. After a failed attempt (a flake
+    retry) that attempt's files move to attempt-N/ instead of being deleted: they are
+    the only record of why it failed."""
+    d = test_dir(root, nodeid)
+    if failed_attempts and d.is_dir():
+        keep = d / f"attempt-{failed_attempts}"
+        keep.mkdir(exist_ok=True)
+        for p in list(d.iterdir()):
+            if not p.name.startswith("attempt-"):
+                p.rename(keep / p.name)
+        return d
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    return d
 
 
 def collect(vm: VM | None, dest: Path, nodes: list[str], reason: str) -> Path:

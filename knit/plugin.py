@@ -41,6 +41,7 @@ NODES_KEY = pytest.StashKey[list[str]]()
 PEER_NODES_KEY = pytest.StashKey[list[str]]()
 PEER_NAME_KEY = pytest.StashKey[str]()
 ART_KEY = pytest.StashKey[Path]()
+FAILED_ATTEMPTS_KEY = pytest.StashKey[int]()  # of this item so far, under --flake-retries
 USERSPACE_KEY = pytest.StashKey[str]()
 # The kernel faults the health check found for this item (a finding, not a leftover):
 # the flake-retry loop never retries them away and the report keeps their fingerprints.
@@ -294,10 +295,8 @@ def peer(request: pytest.FixtureRequest, vm: VM, knit_pool: VMPool) -> Iterator[
 @pytest.fixture
 def artifacts_dir(request: pytest.FixtureRequest) -> Path:
     """This test's artifacts folder, writable from the guest too (pcaps go here)."""
-    root = artifacts_root(request.config)
-    d = artifacts.test_dir(root, request.node.nodeid)
-    shutil.rmtree(d, ignore_errors=True)
-    d.mkdir(parents=True)
+    d = artifacts.fresh_test_dir(artifacts_root(request.config), request.node.nodeid,
+                                 request.node.stash.get(FAILED_ATTEMPTS_KEY, 0))
     request.node.stash[ART_KEY] = d
     return d
 

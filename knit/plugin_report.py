@@ -16,6 +16,7 @@ from _pytest.runner import runtestprotocol
 from knit import known, ktap, results
 from knit.errors import KnitError
 from knit.plugin import (
+    FAILED_ATTEMPTS_KEY,
     FAULTS_KEY,
     artifacts_root,
     kernel_names,
@@ -68,6 +69,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     first_failure = ""
     props = list(item.user_properties)
     for attempt in range(retries + 1):
+        item.stash[FAILED_ATTEMPTS_KEY] = attempt  # a retry keeps their artifacts
         if attempt:
             item._initrequest()  # type: ignore[attr-defined]  # fresh fixture state
             item.user_properties[:] = props  # a retry records its own properties
